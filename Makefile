@@ -1,0 +1,41 @@
+# Two commands for a fresh machine (README): `make demo` and `make test`.
+# Everything installs from the lock file; the only prerequisite is python3.11 with venv and pip.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
+export UV_PYTHON := $(PYTHON)
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC := 1
+
+.PHONY: setup demo test check fmt bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+setup: .venv/.synced
+
+## The main job on embedded defaults: status of the bundled example repository.
+demo: setup
+	$(UV) run --frozen --no-sync conveyor status --repo examples/sample-repo
+
+## Set up, then the whole check: format, lint, types, import contracts, tests.
+test: setup check
+
+check:
+	$(UV) run --frozen --no-sync scripts/check
+
+fmt: setup
+	$(UV) run --frozen --no-sync ruff format .
+	$(UV) run --frozen --no-sync ruff check --fix .
+
+clean:
+	rm -rf .venv $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

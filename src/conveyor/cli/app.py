@@ -1,0 +1,58 @@
+"""The ``conveyor`` command. Imports of prefect, anthropic and dspy stay inside the commands that need them."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from conveyor.domain.errors import ConveyorError, InputError
+
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+app = typer.Typer(
+    name="conveyor",
+    help="Autonomous software delivery: spec or review report → backlog → reviewed, tested merges → release.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True, highlight=False)
+
+
+def _register() -> None:
+    # Each command group lives in its own module; importing it adds its commands to ``app``.
+    from conveyor.cli import repo_cmds, runner_cmds  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app and map Conveyor's errors to exit codes (2 for bad input)."""
+    _register()
+    try:
+        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+    except InputError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]{problem}[/red]" if problem.severity == "error" else str(problem), markup=True)
+        return EXIT_BAD_INPUT
+    except ConveyorError as exc:
+        err.print(f"conveyor: {exc}", markup=False)
+        return EXIT_FAILURE
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        err.print("aborted")
+        return EXIT_FAILURE
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        from click import ClickException
+
+        if isinstance(exc, ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
