@@ -6,7 +6,8 @@ Edges run from a dependency to its dependent. Functions are pure and iterative (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -48,7 +49,7 @@ class Backlog:
             self._tickets[ticket.id] = ticket
 
     # -- access -----------------------------------------------------------------------------------
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Ticket]:
         return iter(self._tickets.values())
 
     def __len__(self) -> int:
@@ -131,17 +132,16 @@ class Backlog:
         self.validate()
         indegree = {tid: len(t.depends_on) for tid, t in self._tickets.items()}
         position = {tid: i for i, tid in enumerate(self._tickets)}
-        ready = sorted((tid for tid, d in indegree.items() if d == 0), key=position.__getitem__)
+        heap = [(position[tid], tid) for tid, d in indegree.items() if d == 0]
+        heapq.heapify(heap)
         order: list[str] = []
-        while ready:
-            tid = ready.pop(0)
+        while heap:
+            _, tid = heapq.heappop(heap)
             order.append(tid)
-            released = []
             for child in self.blocks[tid]:
                 indegree[child] -= 1
                 if indegree[child] == 0:
-                    released.append(child)
-            ready = sorted([*ready, *released], key=position.__getitem__)
+                    heapq.heappush(heap, (position[child], child))
         return order
 
     # -- critical path ----------------------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""automations/build-spec.yaml: the run configuration of a target repository.
+
+Seed 001's kickstart fields map onto it (task prefix, milestone, quality gates, budget cap, workers).
+Every field carries a description: ``conveyor init`` writes them as comments next to the defaults, so the
+scaffold documents every option. Unknown keys are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EscalationPolicy(StrEnum):
+    PAUSE = "pause"
+    STOP = "stop"
+    SKIP = "skip"
+    DEFER = "defer"
+
+
+class MilestoneSpec(_Spec):
+    name: str = Field("0.0.1", description="Human-readable milestone name; archives are named after it.")
+    version: str = Field("0.0.1", description="Semantic version of the release: 0.0.x before the MVP.")
+    mvp: bool = Field(False, description="True only for the MVP milestone, the one release that may be 0.1.0.")
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, value: str) -> str:
+        if not re.fullmatch(r"\d+\.\d+\.\d+", value):
+            raise ValueError(f"version {value!r} is not MAJOR.MINOR.PATCH")
+        return value
+
+
+class BudgetSpec(_Spec):
+    cap_usd: float | None = Field(
+        None, gt=0, description="Run budget cap in USD. Empty: a soft cap is derived from the estimates."
+    )
+    soft_cap_factor: float = Field(
+        1.5, gt=1, description="Derived soft cap = projected cost of the backlog x this factor."
+    )
+    ticket_cap_usd: float | None = Field(None, gt=0, description="Cap per ticket in USD (empty: none).")
+    role_caps_usd: dict[str, float] = Field(
+        default_factory=dict, description="Caps per agent role in USD, e.g. {reviewer: 2.0} (empty: none)."
+    )
+
+
+class GateCommand(_Spec):
+    name: str = Field(description="Short name shown in reports, e.g. lint.")
+    argv: list[str] = Field(min_length=1, description="Command as an argument list; never run through a shell.")
+    timeout_s: float = Field(600, gt=0, description="Seconds before the gate is killed and fails.")
+
+
+class GitSpec(_Spec):
+    main_branch: str = Field("main", description="Trunk branch: tickets branch from it and merge back to it.")
+    remote: str = Field("origin", description="Remote to sync with and push to, when it exists.")
+    bot_name: str = Field("Conveyor", description="Author name of Conveyor's commits (passed per command).")
+    bot_email: str = Field("conveyor@localhost", description="Author email of Conveyor's commits.")
+
+
+class ApprovalSpec(_Spec):
+    release: bool = Field(False, description="Pause for a person's approval before tagging a release.")
+    merge: bool = Field(False, description="Pause for approval before merging tickets marked approval_required.")
+
+
+class BuildSpec(_Spec):
+    project: str | None = Field(None, description="Project name used in reports; empty means the folder name.")
+    task_prefix: str = Field("CV", description="Ticket id prefix: ids are PREFIX-CAT-NNN, e.g. CV-SEC-001.")
+    milestone: MilestoneSpec = Field(default_factory=MilestoneSpec, description="The active milestone.")
+    workers: int = Field(2, ge=1, le=32, description="Tickets delivered in parallel (seed 001 default: 2).")
+    max_iterations: int = Field(
+        3, ge=1, le=20, description="Review/QA round trips before a ticket is blocked and escalated."
+    )
+    on_escalation: EscalationPolicy = Field(
+        EscalationPolicy.PAUSE, description="What a blocked ticket does in scheduled runs: pause|stop|skip|defer."
+    )
+    budget: BudgetSpec = Field(default_factory=BudgetSpec, description="Budget guardrail (seed 001 Step 3b).")
+    quality_gates: list[GateCommand] = Field(
+        default_factory=list, description="QA gates the loop runs itself in each ticket's worktree, in order."
+    )
+    git: GitSpec = Field(default_factory=GitSpec, description="Git model.")
+    forge: str = Field("local", description="Where merges happen: local (default) or github.")
+    approvals: ApprovalSpec = Field(default_factory=ApprovalSpec, description="Human approvals.")
+
+    @field_validator("task_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z][A-Z0-9]*", value):
+            raise ValueError(f"task_prefix {value!r} must be upper-case letters and digits, e.g. MS")
+        return value
+
+    @field_validator("forge")
+    @classmethod
+    def _forge(cls, value: str) -> str:
+        if value not in {"local", "github"}:
+            raise ValueError(f"forge {value!r} is not one of: local, github")
+        return value
