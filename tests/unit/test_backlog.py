@@ -179,3 +179,9 @@ def test_long_chain_needs_no_recursion() -> None:
     path, total = chain.critical_path()
     assert len(path) == 5000 and total == 5000
     assert [t.id for t in chain.ready()] == [tid(0)]
+
+
+def test_critical_path_starts_and_ends_on_unfinished_work() -> None:
+    backlog = Backlog([make(1, state=State.DONE), make(2, (1,)), make(3, (2,)), make(4, (3,), state=State.OBSOLETE)])
+    assert backlog.critical_path() == ([tid(2), tid(3)], 2.0)
+    assert Backlog([make(1, state=State.DONE)]).critical_path() == ([], 0.0)

@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _register() -> None:
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map Conveyor's errors to exit codes (2 for bad input)."""
     _register()
     try:
-        app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
+        # Without standalone mode click returns a command's exit code (typer.Exit) instead of raising it.
+        result = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
     except InputError as exc:
         for problem in exc.problems:
             err.print(f"[red]{problem}[/red]" if problem.severity == "error" else str(problem), markup=True)
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -161,14 +161,20 @@ class Backlog:
     def critical_path(self, weight: Weight = unit_weight) -> tuple[list[str], float]:
         """The heaviest dependency chain of unfinished work, and its weight."""
         lengths = self.remaining_path_lengths(weight)
-        if not lengths:
+        unfinished = [tid for tid, t in self._tickets.items() if not t.state.is_terminal]
+        if not unfinished:
             return [], 0.0
         position = {tid: i for i, tid in enumerate(self._tickets)}
-        current = max(lengths, key=lambda t: (lengths[t], -position[t]))
+
+        def heaviest(ids: Iterable[str]) -> str:
+            return max(ids, key=lambda t: (lengths[t], -position[t]))
+
+        # Finished tickets weigh nothing, so the heaviest chain can always start and end on unfinished work.
+        current = heaviest(unfinished)
         total = lengths[current]
         path = [current]
         while self.blocks[current]:
-            current = max(self.blocks[current], key=lambda t: (lengths[t], -position[t]))
+            current = heaviest(self.blocks[current])
             path.append(current)
         while path and self._tickets[path[-1]].state.is_terminal:
             path.pop()
