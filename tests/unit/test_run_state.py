@@ -23,7 +23,17 @@ from conveyor.domain.run_state import (
     StageRecord,
     TicketRunState,
 )
-from conveyor.domain.ticket import Flag, Severity, SourceRef, State, TaskType, Ticket, TicketKind
+from conveyor.domain.ticket import (
+    Flag,
+    Severity,
+    SourceRef,
+    State,
+    TaskType,
+    Ticket,
+    TicketKind,
+    set_flag,
+    transition,
+)
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
@@ -212,3 +222,19 @@ def test_run_queue_rejects_duplicates_and_bad_prefix() -> None:
         RunQueue.of([ticket, ticket], "MMP")
     with pytest.raises(ValidationError, match="task_prefix"):
         RunQueue.of([], "mmp")
+
+
+def test_record_projects_the_status_from_the_stage() -> None:
+    at = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+    ticket = transition(Ticket(id="NA-SEC-001", title="t"), State.IMPLEMENTING)
+    state = RunState.start("RUN-20261121-1000", "repo", at, ticket_ids=[ticket.id])
+    state = state.record(ticket, at, base_commit="abc", checkpoint=Checkpoint(name="started", at=at))
+    record = state.ticket(ticket.id)
+    assert record.status is RunStateStatus.IN_PROGRESS
+    assert record.stage.stage is State.IMPLEMENTING and record.stage.attempt == 1
+    assert record.stage.base_commit == "abc"
+    blocked = set_flag(transition(ticket, State.REVIEWING), Flag.BLOCKED)
+    state = state.record(blocked, at)
+    assert state.ticket(ticket.id).status is RunStateStatus.BLOCKED
+    assert state.ticket(ticket.id).stage.stage is State.REVIEWING
+    assert state.ticket(ticket.id).stage.flags == (Flag.BLOCKED,)

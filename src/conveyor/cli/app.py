@@ -53,7 +53,3 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         raise
     return result if isinstance(result, int) else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -36,6 +36,7 @@ from pydantic import (
 from conveyor.domain.backlog import Backlog
 from conveyor.domain.budget import BudgetPosition
 from conveyor.domain.ids import is_run_id, parse_ticket_id
+from conveyor.domain.projections import run_state_status
 from conveyor.domain.ticket import Flag, State, Ticket
 
 RUN_STATE_SCHEMA_VERSION: Final = 1
@@ -236,6 +237,20 @@ class RunState(BaseModel):
 
     def with_status(self, ticket_id: str, status: RunStateStatus, stage: StageRecord, at: datetime) -> RunState:
         return self.update_ticket(ticket_id, at, status=status, stage=stage)
+
+    def record(
+        self,
+        ticket: Ticket,
+        at: datetime,
+        *,
+        base_commit: str | None = None,
+        branch_head: str | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> RunState:
+        """Record a ticket's state: the stage record, and the seed status projected from it (never set apart)."""
+        stage = StageRecord.of(ticket, base_commit=base_commit, branch_head=branch_head, checkpoint=checkpoint)
+        status = RunStateStatus(run_state_status(ticket.state, ticket.flags))
+        return self.update_ticket(ticket.id, at, status=status, stage=stage)
 
     def add_ticket_blocker(self, ticket_id: str, blocker: Blocker) -> RunState:
         current = self.ticket(ticket_id)
