@@ -13,7 +13,8 @@ def test_cli_does_not_import_heavy_sdks() -> None:
         "from conveyor.cli.app import _register, app\n"
         "_register()\n"
         "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'anthropic', 'dspy', 'litellm', 'git'})\n"
-        "print(json.dumps({'heavy': heavy, 'commands': sorted(c.name or c.callback.__name__ for c in app.registered_commands)}))\n"
+        "names = sorted(c.name or c.callback.__name__ for c in app.registered_commands)\n"
+        "print(json.dumps({'heavy': heavy, 'commands': names}))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     report = json.loads(done.stdout)
