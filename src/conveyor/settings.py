@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from conveyor.adapters.build_spec_file import read_build_spec_data
 from conveyor.domain.build_spec import (
+    AgentsSpec,
     ApprovalSpec,
     BudgetSpec,
     BuildSpec,
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     git: GitSpec = Field(default_factory=GitSpec)
     forge: str = "local"
     approvals: ApprovalSpec = Field(default_factory=ApprovalSpec)
+    agents: AgentsSpec = Field(default_factory=AgentsSpec)
 
     @classmethod
     def settings_customise_sources(

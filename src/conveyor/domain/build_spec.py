@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class _Spec(BaseModel):
@@ -68,6 +68,64 @@ class ApprovalSpec(_Spec):
     merge: bool = Field(False, description="Pause for approval before merging tickets marked approval_required.")
 
 
+class ModelOverride(_Spec):
+    model: str | None = Field(None, description="Anthropic model id for this tier (empty: the default).")
+    input_usd_per_mtok: float | None = Field(None, ge=0, description="Input price per million tokens.")
+    output_usd_per_mtok: float | None = Field(None, ge=0, description="Output price per million tokens.")
+
+
+class AgentsSpec(_Spec):
+    backend: str = Field(
+        "auto",
+        description="auto (anthropic with ANTHROPIC_API_KEY, else deterministic) | anthropic | scripted | "
+        "claude-code | deterministic.",
+    )
+    script: str | None = Field(None, description="Script file of the scripted backend (tests and the demo).")
+    sandbox: str = Field("auto", description="Where agent commands run: auto (bwrap if it works) | bwrap | none.")
+    allowed_commands: list[list[str]] = Field(
+        default_factory=list,
+        description="Argv prefixes the implementer may run, e.g. [[python, -m, pytest], [ruff, check]].",
+    )
+    command_timeout_s: float = Field(300, gt=0, description="Seconds before an agent's command is killed.")
+    role_tiers: dict[str, str] = Field(
+        default_factory=dict, description="Model tier per judgment role, e.g. {reviewer: complex} (default: normal)."
+    )
+    models: dict[str, ModelOverride] = Field(
+        default_factory=dict,
+        description="Per tier (easy, normal, complex): model id and prices that override the table.",
+    )
+    keep_replay_traces: bool = Field(True, description="Write full traces to automations/memory/replay/ (gitignored).")
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        allowed = {"auto", "anthropic", "scripted", "claude-code", "deterministic"}
+        if value not in allowed:
+            raise ValueError(f"backend {value!r} is not one of: {', '.join(sorted(allowed))}")
+        return value
+
+    @field_validator("sandbox")
+    @classmethod
+    def _sandbox(cls, value: str) -> str:
+        if value not in {"auto", "bwrap", "none"}:
+            raise ValueError(f"sandbox {value!r} is not one of: auto, bwrap, none")
+        return value
+
+    @field_validator("role_tiers", "models")
+    @classmethod
+    def _tiers(cls, value: dict[str, object], info: ValidationInfo) -> dict[str, object]:
+        if info.field_name == "models":
+            keys = set(value)
+            bad = keys - {"easy", "normal", "complex"}
+            if bad:
+                raise ValueError(f"unknown tier(s) {sorted(bad)}: use easy, normal, complex")
+        else:
+            wrong = sorted(str(v) for v in value.values() if v not in {"easy", "normal", "complex"})
+            if wrong:
+                raise ValueError(f"unknown tier(s) {wrong}: use easy, normal, complex")
+        return value
+
+
 class BuildSpec(_Spec):
     project: str | None = Field(None, description="Project name used in reports; empty means the folder name.")
     task_prefix: str = Field("CV", description="Ticket id prefix: ids are PREFIX-CAT-NNN, e.g. CV-SEC-001.")
@@ -86,6 +144,7 @@ class BuildSpec(_Spec):
     git: GitSpec = Field(default_factory=GitSpec, description="Git model.")
     forge: str = Field("local", description="Where merges happen: local (default) or github.")
     approvals: ApprovalSpec = Field(default_factory=ApprovalSpec, description="Human approvals.")
+    agents: AgentsSpec = Field(default_factory=AgentsSpec, description="Agent backends, sandbox and models.")
 
     @field_validator("task_prefix")
     @classmethod
