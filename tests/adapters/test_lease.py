@@ -167,3 +167,15 @@ lease.release()
     ]
     outputs = [p.communicate(timeout=30)[0].strip() for p in procs]
     assert sorted(outputs) == ["refused"] * 5 + ["won"]
+
+
+def test_lease_folder_keeps_itself_out_of_git(scratch_repo: Path) -> None:
+    with RepositoryLease(scratch_repo, run_id="RUN-G", command="g", heartbeat=False):
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],
+            cwd=scratch_repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    assert ".conveyor" not in status

@@ -22,7 +22,7 @@ from types import TracebackType
 from filelock import FileLock
 from pydantic import BaseModel, ValidationError
 
-from conveyor.adapters.atomic import write_json
+from conveyor.adapters.atomic import write_json, write_text
 from conveyor.domain.errors import LeaseHeldError
 
 LEASE_DIR = ".conveyor"
@@ -120,6 +120,9 @@ class RepositoryLease:
         self._thread: threading.Thread | None = None
         self._held = False
         (repo / LEASE_DIR).mkdir(parents=True, exist_ok=True)
+        ignore = repo / LEASE_DIR / ".gitignore"
+        if not ignore.exists():  # .conveyor/ is local state: keep it out of git even before `conveyor init`
+            write_text(ignore, "*\n")
         self._lock = FileLock(str(repo / LEASE_DIR / "lease.lock"))
 
     @property

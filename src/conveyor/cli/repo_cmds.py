@@ -19,7 +19,6 @@ from conveyor.settings import load_settings
 
 out = Console(highlight=False, soft_wrap=True)
 RepoOption = Annotated[Path, typer.Option("--repo", "-C", help="The target repository.", show_default=True)]
-LEASE_WAIT_S = 30.0
 
 
 @app.command()
