@@ -27,9 +27,9 @@ DEFAULT_MODELS: dict[ModelTier, ModelSpec] = {
     ModelTier.EASY: ModelSpec(
         model="claude-haiku-4-5", price=DEFAULT_PRICES[ModelTier.EASY], min_cacheable_tokens=4096
     ),
-    ModelTier.NORMAL: ModelSpec(model="claude-sonnet-4-5", price=DEFAULT_PRICES[ModelTier.NORMAL]),
+    ModelTier.NORMAL: ModelSpec(model="claude-sonnet-4-6", price=DEFAULT_PRICES[ModelTier.NORMAL]),
     ModelTier.COMPLEX: ModelSpec(
-        model="claude-opus-4-5", price=DEFAULT_PRICES[ModelTier.COMPLEX], min_cacheable_tokens=4096
+        model="claude-opus-4-6", price=DEFAULT_PRICES[ModelTier.COMPLEX], min_cacheable_tokens=4096
     ),
 }
 
