@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC := 1
 
-.PHONY: setup demo test check fmt bench clean
+.PHONY: setup bwrap demo test check fmt bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -21,7 +21,13 @@ $(UV):
 	$(UV) sync --frozen --quiet
 	@touch $@
 
-setup: .venv/.synced
+# bubblewrap (Debian) is the agent sandbox; installed when the machine allows it (root with apt-get).
+bwrap:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) ; } \
+		|| echo "note: bubblewrap is not installed; the bwrap sandbox is unavailable (agents.sandbox: none)"
+
+setup: .venv/.synced bwrap
 
 ## The main job on embedded defaults: status of the bundled example repository.
 demo: setup
