@@ -39,6 +39,10 @@ test: setup check
 check:
 	$(UV) run --frozen --no-sync scripts/check
 
+## Benchmarks print their figures (bench/README.md).
+bench: setup
+	$(UV) run --frozen --no-sync python -m bench.agent_overhead
+
 fmt: setup
 	$(UV) run --frozen --no-sync ruff format .
 	$(UV) run --frozen --no-sync ruff check --fix .

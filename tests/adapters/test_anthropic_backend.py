@@ -277,3 +277,11 @@ def test_commands_run_only_from_the_allow_list(stub: AnthropicStub, worktree: Pa
     assert result.ok and not (worktree / "pwned").exists()
     refused = stub.message_requests()[1].body["messages"][-1]["content"][0]
     assert refused["is_error"] is True and "refused" in refused["content"]
+
+
+def test_a_long_prefix_that_was_not_cached_is_warned_about(stub: AnthropicStub, worktree: Path) -> None:
+    stub.set_min_cacheable_tokens(MODEL, 1_000_000)  # the server caches nothing, silently, as the real API does
+    stub.set_handler(scripted_turns(Reply.tool_use("read_file", {"path": "app.py"}), FIX, FINISH))
+    result = backend(stub).run(implementer(worktree))
+    assert result.ok
+    assert result.usage.cache_read_tokens == 0 and "read nothing from the cache" in result.notes

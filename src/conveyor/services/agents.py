@@ -86,3 +86,9 @@ def agent_backend(repo: Path, settings: Settings, *, base_url: str | None = None
         author_name=settings.git.bot_name,
         author_email=settings.git.bot_email,
     )
+
+
+def role_tier(settings: Settings, role: str) -> ModelTier | None:
+    """The tier build-spec ``agents.role_tiers`` gives a judgment role, or None for the role's own default."""
+    tier = settings.agents.role_tiers.get(role)
+    return ModelTier(tier) if tier is not None else None
