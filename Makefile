@@ -18,14 +18,16 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 .venv/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --extra claude-code --quiet
 	@touch $@
 
-# bubblewrap (Debian) is the agent sandbox; installed when the machine allows it (root with apt-get).
+# bubblewrap (Debian) is the agent sandbox, and Claude Code's command sandbox needs it with socat; installed
+# when the machine allows it (root with apt-get).
 bwrap:
-	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-		&& (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) ; } \
-		|| echo "note: bubblewrap is not installed; the bwrap sandbox is unavailable (agents.sandbox: none)"
+	@{ command -v bwrap && command -v socat ; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] \
+		&& command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get update -qq && apt-get install -y -qq bubblewrap socat >/dev/null) ; } \
+		|| echo "note: bubblewrap/socat are not installed; the bwrap sandbox is unavailable (agents.sandbox: none)"
 
 setup: .venv/.synced bwrap
 

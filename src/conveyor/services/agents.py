@@ -6,6 +6,7 @@ empty-diff rule apply whichever one runs. ``None`` means deterministic mode: no 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from conveyor.adapters.agents.recording import RecordingBackend
@@ -60,7 +61,12 @@ def agent_backend(repo: Path, settings: Settings, *, base_url: str | None = None
 
         script = Path(spec.script) if Path(spec.script).is_absolute() else repo / spec.script
         inner = ScriptedBackend(
-            script, repo_root=repo, models=models, state_path=repo / ".conveyor/scripted-state.json"
+            script,
+            repo_root=repo,
+            models=models,
+            state_path=repo / ".conveyor/scripted-state.json",
+            author_name=settings.git.bot_name,
+            author_email=settings.git.bot_email,
         )
     elif name == "anthropic":
         if settings.anthropic_api_key is None:
@@ -75,6 +81,23 @@ def agent_backend(repo: Path, settings: Settings, *, base_url: str | None = None
             sandbox=select_sandbox(spec.sandbox),
             allowed_commands=spec.allowed_commands,
             command_timeout_s=spec.command_timeout_s,
+            author_name=settings.git.bot_name,
+            author_email=settings.git.bot_email,
+        )
+    elif name == "claude-code":
+        if settings.anthropic_api_key is None:
+            raise ConveyorError("agents.backend is claude-code but ANTHROPIC_API_KEY is not set")
+        from conveyor.adapters.agents.claude_code import ClaudeCodeBackend
+
+        inner = ClaudeCodeBackend(
+            api_key=settings.anthropic_api_key.get_secret_value(),
+            # The CLI runs with a scrubbed environment: hand it the endpoint the SDK would have read.
+            base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL"),
+            models=models,
+            allowed_commands=spec.allowed_commands,
+            command_timeout_s=spec.command_timeout_s,
+            author_name=settings.git.bot_name,
+            author_email=settings.git.bot_email,
         )
     else:
         raise ConveyorError(f"agent backend {name!r} is not available in this build")

@@ -111,6 +111,8 @@ class AnthropicBackend:
         timeout_s: float = 600.0,
         repo_map_tokens: int = 2000,
         monotonic: Callable[[], float] = time.monotonic,
+        author_name: str = "Conveyor",
+        author_email: str = "conveyor@localhost",
     ) -> None:
         self.client = anthropic.Anthropic(
             api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s
@@ -121,6 +123,7 @@ class AnthropicBackend:
         self.command_timeout_s = command_timeout_s
         self.repo_map_tokens = repo_map_tokens
         self.monotonic = monotonic
+        self.author = (author_name, author_email)
         self._transcripts: dict[str, list[dict[str, Any]]] = {}
 
     def pop_transcript(self, request: AgentRequest) -> list[dict[str, Any]] | None:
@@ -209,6 +212,12 @@ class AnthropicBackend:
         kwargs: dict[str, Any] = {"messages": messages}
         if system:
             kwargs["system"] = system
+        # Sampling options DSPy (or another caller) asks for travel with the request.
+        if isinstance(request.inputs.get("temperature"), int | float):
+            kwargs["temperature"] = request.inputs["temperature"]
+        stop = request.inputs.get("stop")
+        if stop:
+            kwargs["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
         response = self.send(request, state, **kwargs)
         text = text_of(response.content)
         state.transcript = [*messages, {"role": "assistant", "content": text}]

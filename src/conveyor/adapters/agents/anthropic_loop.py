@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conveyor.adapters.agents.implementer_prompt import IMPLEMENTER_SYSTEM, task_message
+from conveyor.adapters.agents.implementer_prompt import IMPLEMENTER_SYSTEM, playbook_context, task_message
 from conveyor.adapters.agents.repo_map import build_repo_map
 from conveyor.adapters.agents.tools import ToolDispatcher, fingerprint
 from conveyor.adapters.git_repo import GitRepo
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 CONDENSE_AT = 0.75  # share of the context window after which the conversation is condensed
-BOT = ("Conveyor", "conveyor@localhost")
 
 
 def _block_dict(block: Any) -> dict[str, Any]:
@@ -56,16 +55,6 @@ def _context_text(request: AgentRequest, repo_map: str) -> str:
     for item in request.context:
         sections += [f"## {item.kind}: {item.name}", item.text]
     return "\n\n".join(sections)
-
-
-def _playbook_context(workdir: Path) -> list[tuple[str, str]]:
-    """docs/playbook/** and automations/skills/*.md when the repository has them."""
-    found = []
-    for pattern in ("docs/playbook/**/*.md", "automations/skills/*.md"):
-        for path in sorted(workdir.glob(pattern)):
-            if path.is_file() and path.stat().st_size < 50_000:
-                found.append((path.relative_to(workdir).as_posix(), path.read_text(errors="replace")))
-    return found
 
 
 def _condensed(first: dict[str, Any], dispatcher: ToolDispatcher, last_text: str) -> list[dict[str, Any]]:
@@ -136,7 +125,7 @@ class _ImplementerLoop:
         query += " " + " ".join(ticket.get("touch_set", []))
         repo_map = build_repo_map(self.workdir, query=query, token_budget=self.backend.repo_map_tokens).text
         context = _context_text(self.request, repo_map)
-        for name, text in _playbook_context(self.workdir):
+        for name, text in playbook_context(self.workdir):
             context += f"\n\n## playbook: {name}\n\n{text}"
         return context
 
@@ -239,5 +228,6 @@ class _ImplementerLoop:
         title = self.request.inputs.get("ticket", {}).get("title", "")
         message = str(finish.get("commit_message") or f"{self.request.ticket_id}: {title}")
         repo = GitRepo(self.workdir)
-        sha = repo.commit_all(message, author_name=BOT[0], author_email=BOT[1]) or repo.head_sha()
+        name, email = self.backend.author
+        sha = repo.commit_all(message, author_name=name, author_email=email) or repo.head_sha()
         return self.done(status, notes=str(finish.get("notes", "")), commit_sha=sha)

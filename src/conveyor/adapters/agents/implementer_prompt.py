@@ -7,6 +7,7 @@ tools confined to its worktree, and reports seed 001's result fields through the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 IMPLEMENTER_SYSTEM = """You are the implementer of one ticket in a software project. You work only through the
@@ -64,3 +65,13 @@ def task_message(ticket_id: str, inputs: Mapping[str, Any]) -> str:
         parts += ["### Feedback from the last review or QA round (address every point)", str(inputs["feedback"])]
     parts.append("When done, call finish with your result.")
     return "\n\n".join(parts)
+
+
+def playbook_context(workdir: Path) -> list[tuple[str, str]]:
+    """docs/playbook/** and automations/skills/*.md when the repository has them: (path, text), small files only."""
+    found = []
+    for pattern in ("docs/playbook/**/*.md", "automations/skills/*.md"):
+        for path in sorted(workdir.glob(pattern)):
+            if path.is_file() and path.stat().st_size < 50_000:
+                found.append((path.relative_to(workdir).as_posix(), path.read_text(errors="replace")))
+    return found

@@ -441,7 +441,8 @@ class ScriptedBackend:
             used=used_tokens_text(usage),
             commit_sha=commit_sha,
             notes=step.notes,
-            output=step.output,
+            # Only validated output is returned as ``output``; a failed one stays visible in the transcript.
+            output=None if error_kind is ErrorKind.MALFORMED_OUTPUT else step.output,
             text=step.text,
             usage=usage,
             cost_usd=round(cost, 6),
