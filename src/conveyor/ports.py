@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from conveyor.domain.agent import AgentRequest, AgentResult
 from conveyor.domain.command import CommandResult
@@ -51,3 +51,24 @@ class Sandbox(Protocol):
         env: Mapping[str, str] | None = None,
         output_cap: int = 16_000,
     ) -> CommandResult: ...
+
+
+class ArtifactSink(Protocol):
+    """Where a flow publishes what a person reads: Prefect artifacts in the UI, or nowhere outside Prefect."""
+
+    def table(self, key: str, rows: list[dict[str, Any]], description: str) -> None: ...
+
+    def markdown(self, key: str, markdown: str, description: str) -> None: ...
+
+
+class NoArtifacts:
+    """An ArtifactSink that keeps what it was given (outside Prefect, and in tests)."""
+
+    def __init__(self) -> None:
+        self.published: dict[str, Any] = {}
+
+    def table(self, key: str, rows: list[dict[str, Any]], description: str) -> None:
+        self.published[key] = rows
+
+    def markdown(self, key: str, markdown: str, description: str) -> None:
+        self.published[key] = markdown

@@ -389,27 +389,10 @@ def known_defect(request: pytest.FixtureRequest, applies: bool, reason: str) -> 
         request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
 
 
-def claude_code_sandbox_litters(driver: Driver) -> bool:
-    """claude-code with Claude Code's Bash sandbox available (bwrap and socat): see PLACEHOLDER_DEFECT."""
-    if driver.name != "claude-code":
-        return False
-    from conveyor.adapters.agents.claude_code import command_sandbox_missing
-
-    return not command_sandbox_missing()
-
-
-PLACEHOLDER_DEFECT = (
-    "claude-code (isolate_commands, the default, with bwrap and socat present) in a git worktree: the CLI's sandbox "
-    "leaves 17 empty placeholder files (.env*, package.json, yarn.lock, .gitmodules, .npmrc, ...) in the worktree and "
-    "the backend commits them with the work, so the diff is not the agent's change and a no-op is not an empty diff"
-)
-
-
 # -- (a) the implementer -------------------------------------------------------------------------------------------
 
 
-def test_implementer_commits_the_change_on_the_worktree_branch(driver: Driver, request: pytest.FixtureRequest) -> None:
-    known_defect(request, claude_code_sandbox_litters(driver), PLACEHOLDER_DEFECT)
+def test_implementer_commits_the_change_on_the_worktree_branch(driver: Driver) -> None:
     driver.implement(path="src/value.py", content="VALUE = 42\n", message="feat: add VALUE", notes="added VALUE")
     backend = driver.backend()
     call = implementer_request(driver.worktree)
@@ -503,8 +486,7 @@ def test_persistent_overload_fails_within_seconds_and_is_not_replayed(driver: Dr
 # -- (e) the empty-diff rule ---------------------------------------------------------------------------------------
 
 
-def test_success_without_a_change_is_an_empty_diff_failure(driver: Driver, request: pytest.FixtureRequest) -> None:
-    known_defect(request, claude_code_sandbox_litters(driver), PLACEHOLDER_DEFECT)
+def test_success_without_a_change_is_an_empty_diff_failure(driver: Driver) -> None:
     driver.finish_without_change()
     backend = driver.backend()
     call = implementer_request(driver.worktree)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 import threading
@@ -39,6 +40,7 @@ from conveyor.adapters.agents.claude_code import (
     parse_finish,
     sdk_available,
 )
+from conveyor.adapters.agents.claude_code_stubs import SCRUB_STUBS, existing_stubs, remove_stubs, scrub_mode
 from conveyor.adapters.agents.implementer_prompt import IMPLEMENTER_SYSTEM
 from conveyor.adapters.agents.tools_paths import RefusedError
 from conveyor.domain.agent import (
@@ -216,6 +218,60 @@ def test_environment_is_scrubbed_and_never_uses_the_users_home(tmp_path: Path) -
     assert env["CLAUDE_CODE_SUBPROCESS_ENV_SCRUB"] == "1"
     assert env["CLAUDE_CODE_MAX_RETRIES"] == "2" and env["API_TIMEOUT_MS"] == "30000"
     assert env["NO_PROXY"] == "corp.example,127.0.0.1,localhost,::1"
+
+
+@pytest.fixture
+def worktree(scratch_repo: Path) -> Path:
+    """A linked worktree of ``scratch_repo`` on its own branch, as Conveyor lays out tickets (its .git is a file)."""
+    path = scratch_repo.parent / "worktree"
+    git(scratch_repo, "worktree", "add", "-q", "-b", "ticket/T-001", str(path))
+    assert (path / ".git").is_file()
+    return path
+
+
+def test_scrub_mode_only_when_the_agent_can_run_a_command() -> None:
+    assert scrub_mode(["Read", "Write", "Bash"], isolate_commands=True)
+    assert not scrub_mode(["Read", "Glob", "Grep", "Write", "Edit"], isolate_commands=True)  # nothing to isolate
+    assert not scrub_mode([], isolate_commands=True)  # judgment calls
+    assert not scrub_mode(["Bash"], isolate_commands=False)
+
+
+def test_only_new_empty_untracked_stubs_the_agent_did_not_write_are_removed(worktree: Path) -> None:
+    """The cleanup after a scrub-mode session: every condition keeps a file on its own; nothing else is touched."""
+    (worktree / ".gitmodules").write_text("")
+    git(worktree, "add", ".gitmodules")
+    git(worktree, "commit", "-q", "-m", "tracked, empty")
+    (worktree / ".gitmodules").unlink()  # tracked but missing before the session
+    (worktree / "yarn.lock").write_text("")  # there before the session
+    existed = existing_stubs(worktree)
+    assert existed == {"yarn.lock"}
+    # what the session leaves: the CLI's stubs, and files that only look like them
+    for name in SCRUB_STUBS:
+        if not (worktree / name).exists():
+            (worktree / name).write_text("")
+    (worktree / "package.json").write_text("{}\n")  # not empty
+    (worktree / ".npmrc").unlink()
+    (worktree / ".npmrc").symlink_to(worktree / "yarn.lock")  # a symlink to an empty file
+    (worktree / ".yarnrc").unlink()
+    (worktree / ".yarnrc").mkdir()  # a directory
+    (worktree / "src").mkdir()
+    for other in ("empty.txt", "src/__init__.py", "src/package.json"):  # empty, new, untracked, but not a stub
+        (worktree / other).write_text("")
+
+    removed = remove_stubs(worktree, existed=existed, written={".env", "src/x.py"})  # .env: the agent's Write
+
+    kept = {".gitmodules", "yarn.lock", ".env", "package.json", ".npmrc", ".yarnrc"}
+    assert removed == [name for name in SCRUB_STUBS if name not in kept]
+    assert not any((worktree / name).exists() for name in removed)
+    assert all(os.path.lexists(worktree / name) for name in kept)
+    assert (worktree / "package.json").read_text() == "{}\n" and (worktree / ".yarnrc").is_dir()
+    assert all((worktree / other).is_file() for other in ("empty.txt", "src/__init__.py", "src/package.json"))
+
+
+def test_stubs_are_kept_when_git_cannot_say_what_is_tracked(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text("")  # not a git checkout: git ls-files fails
+    assert remove_stubs(tmp_path, existed=frozenset(), written=()) == []
+    assert (tmp_path / "package.json").is_file()
 
 
 def test_result_json_is_read_from_the_end_of_the_final_message() -> None:
@@ -407,6 +463,62 @@ def test_contract_the_cli_creates_a_file_against_the_stub_and_the_backend_commit
     transcript = backend.pop_transcript(request)
     assert transcript is not None and transcript[-1]["role"] == "result"
     assert backend.pop_transcript(request) is None
+
+
+@needs_cli
+@pytest.mark.parametrize("changes", [True, False], ids=["change", "no-op"])
+def test_in_a_linked_worktree_the_commit_holds_only_the_agents_change(
+    stub: AnthropicStub, worktree: Path, changes: bool
+) -> None:
+    """Regression: a session without Bash left the CLI's 17 sandbox stubs (package.json, .env*, yarn.lock, ...) in
+    a linked worktree, and the backend committed them, even for a no-op. Without Bash the CLI is not in scrub mode,
+    so it makes none."""
+    base = git(worktree, "rev-parse", "HEAD").strip()
+    write = Reply.tool_use("Write", {"file_path": str(worktree / "hello.py"), "content": "print('hello')\n"})
+    steps = [write] if changes else []
+    stub.set_handler(CLIModel(*steps, Reply.text('{"status": "success", "notes": "ok"}')))
+
+    result = backend_for(stub).run(implementer_request(worktree))
+
+    assert result.ok, (result.error_kind, result.error_detail)
+    assert git(worktree, "status", "--porcelain", "--untracked-files=all", "--ignored") == ""
+    assert not existing_stubs(worktree)
+    if changes:
+        assert result.commit_sha == git(worktree, "rev-parse", "HEAD").strip() != base
+        assert git(worktree, "show", "--name-only", "--format=", "HEAD").split() == ["hello.py"]
+    else:
+        assert result.commit_sha == base  # no commit: RecordingBackend makes this an empty diff
+
+
+@needs_cli
+@needs_sandbox
+def test_with_bash_the_sandbox_stubs_are_removed_from_a_linked_worktree_and_nothing_else(
+    stub: AnthropicStub, worktree: Path
+) -> None:
+    """With Bash the CLI runs in scrub mode and makes its stubs (the sandbox needs them while it runs); the backend
+    removes those it made and keeps what was there before (yarn.lock) and what the agent wrote (an empty .env)."""
+    (worktree / "yarn.lock").write_text("")
+    model = CLIModel(
+        Reply.tool_use("Bash", {"command": "printenv HOME", "description": "allowed"}),
+        Reply.tool_use("Write", {"file_path": str(worktree / ".env"), "content": ""}),
+        Reply.tool_use("Write", {"file_path": str(worktree / "out.txt"), "content": "x\n"}),
+        Reply.text('{"status": "success", "notes": "ok", "commit_message": "out"}'),
+    )
+    stub.set_handler(model)
+    backend = backend_for(stub, allowed_commands=[["printenv"]])
+    request = implementer_request(worktree)
+
+    result = backend.run(request)
+
+    assert result.ok, (result.error_kind, result.error_detail)
+    assert "refused" not in result_text(model.tool_results()[0])  # the command ran, in the sandbox
+    committed = git(worktree, "show", "--name-only", "--format=", "HEAD").split()
+    assert sorted(committed) == [".env", "out.txt", "yarn.lock"]
+    assert git(worktree, "status", "--porcelain", "--untracked-files=all") == ""
+    assert existing_stubs(worktree) == {".env", "yarn.lock"}
+    transcript = backend.pop_transcript(request) or []
+    removed = [entry["removed_sandbox_stubs"] for entry in transcript if entry["role"] == "conveyor"]
+    assert len(removed) == 1 and removed[0] and set(removed[0]) <= set(SCRUB_STUBS) - {".env", "yarn.lock"}
 
 
 @needs_cli

@@ -143,3 +143,26 @@ def test_works_in_a_linked_worktree(scratch_repo: Path) -> None:
     repo.reset_hard(base)
     assert repo.head_sha() == base and not (worktree / "g.txt").exists()
     assert GitRepo(scratch_repo).commit_exists(sha)
+
+
+def test_commit_paths_commits_only_those_paths(tmp_path: Path) -> None:
+    import subprocess
+
+    repo_dir = tmp_path / "r"
+    repo_dir.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo_dir, check=True)
+    (repo_dir / "a.txt").write_text("a\n")
+    (repo_dir / "b.txt").write_text("b\n")
+    repo = GitRepo(repo_dir)
+    sha = repo.commit_paths(["a.txt"], "only a", "Bot", "bot@localhost")
+    assert sha is not None
+    shown = subprocess.run(
+        ["git", "show", "--name-only", "--format=%an %s", "HEAD"],
+        cwd=repo_dir,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert shown == ["Bot", "only", "a", "a.txt"]
+    assert not repo.is_clean()  # b.txt untouched, still untracked
+    assert repo.commit_paths(["a.txt"], "again") is None

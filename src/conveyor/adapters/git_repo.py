@@ -139,6 +139,27 @@ class GitRepo:
         self._git("commit", "--quiet", "--no-edit", "-m", message, env=identity_env(author_name, author_email))
         return self.head_sha()
 
+    def commit_paths(
+        self,
+        paths: list[str],
+        message: str,
+        author_name: str = DEFAULT_AUTHOR_NAME,
+        author_email: str = DEFAULT_AUTHOR_EMAIL,
+    ) -> str | None:
+        """Commit only ``paths`` (what else is staged or changed stays as it was); None when they did not change."""
+        if not paths:
+            return None
+        self._git("add", "--", *paths)
+        status, _, err = self._git("diff", "--cached", "--quiet", "--", *paths, check=False)
+        if status == 0:
+            return None
+        if status != 1:
+            raise GitRepoError(f"{self.path}: git diff --cached failed ({status}): {err.strip()}")
+        self._git(
+            "commit", "--quiet", "--no-edit", "-m", message, "--", *paths, env=identity_env(author_name, author_email)
+        )
+        return self.head_sha()
+
     def create_branch(self, name: str, sha: str) -> None:
         """Create branch ``name`` at ``sha`` (fails if it exists); the checkout is not touched."""
         self._git("branch", "--no-track", "--end-of-options", name, sha)

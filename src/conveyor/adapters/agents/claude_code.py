@@ -22,10 +22,13 @@ How a call runs (ARCHITECTURE.md §5):
   settings; it gets the API key and base URL, ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1``,
   ``DISABLE_TELEMETRY=1``, ``DISABLE_AUTOUPDATER=1``, ``DISABLE_ERROR_REPORTING=1`` and a HOME and
   CLAUDE_CONFIG_DIR in a temporary directory (never the user's ~/.claude), removed after the call. With
-  ``isolate_commands`` (the default) ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1`` strips the API key from the
-  commands the agent runs, which makes Claude Code run Bash in its own sandbox: that needs ``bwrap`` and
-  ``socat`` (Debian ``bubblewrap`` and ``socat``); without them a call that allows commands is refused as
-  ``backend_unavailable`` before the CLI starts.
+  ``isolate_commands`` (the default) a session whose tools include Bash gets ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1``,
+  which strips the API key from the commands the agent runs and makes Claude Code run Bash in its own sandbox:
+  that needs ``bwrap`` and ``socat`` (Debian ``bubblewrap`` and ``socat``); without them a call that allows
+  commands is refused as ``backend_unavailable`` before the CLI starts. That sandbox leaves empty placeholder
+  files in the worktree (``package.json``, ``.env``, lock files, ...: its mount points); the backend removes the
+  ones it created before committing (:mod:`claude_code_stubs` says why and how carefully). Sessions without Bash
+  run no command, so they do not use it at all.
 - The result: the ResultMessage's usage (cache writes and reads included), turns and subtype become the
   AgentResult; the cost is Conveyor's (the model table's prices), the CLI's own figure goes in the transcript.
   The model ends with a result JSON line (``{"status": ..., "notes": ..., "commit_message": ...}``; there is no
@@ -80,6 +83,7 @@ from conveyor.adapters.agents.claude_code_results import (
     parse_finish,
 )
 from conveyor.adapters.agents.claude_code_session import run_coroutine, run_session, session_options
+from conveyor.adapters.agents.claude_code_stubs import existing_stubs, remove_stubs, scrub_mode
 from conveyor.adapters.agents.implementer_prompt import task_message
 from conveyor.adapters.git_repo import DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME, GitRepo, GitRepoError
 from conveyor.domain.agent import AgentRequest, AgentResult, AgentRole, ErrorKind, WorkerStatus, used_tokens_text
@@ -184,7 +188,8 @@ class ClaudeCodeBackend:
             )
         workdir = Path(request.workdir)
         tools = claude_tools(request, commands_allowed=bool(self.allowed_commands))
-        if "Bash" in tools and self.isolate_commands and (missing := command_sandbox_missing()):
+        scrubbed = scrub_mode(tools, isolate_commands=self.isolate_commands)
+        if scrubbed and (missing := command_sandbox_missing()):
             detail = f"{', '.join(missing)} not found: {SANDBOX_HINT}, or pass isolate_commands=False (unsafe)"
             return self._result(request, state, error=ErrorKind.BACKEND_UNAVAILABLE, detail=detail)
         policy = ToolPolicy(
@@ -195,7 +200,14 @@ class ClaudeCodeBackend:
         )
         prompt = task_message(request.ticket_id, request.inputs)
         state.transcript = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
-        outcome = self._drive(sdk, request, state, system=system, prompt=prompt, tools=tools, policy=policy)
+        # In scrub mode the CLI leaves empty placeholder files in the worktree (its sandbox's mount points, see
+        # claude_code_stubs): note which were there before, and remove the new ones before anything is committed.
+        existed = existing_stubs(workdir) if scrubbed else None
+        try:
+            outcome = self._drive(sdk, request, state, system=system, prompt=prompt, tools=tools, policy=policy)
+        finally:
+            if existed is not None and (removed := remove_stubs(workdir, existed=existed, written=policy.written)):
+                state.transcript.append({"role": "conveyor", "removed_sandbox_stubs": removed})
         if outcome is not None:
             return outcome
         text = str(getattr(state.result, "result", None) or state.last_text)
@@ -265,7 +277,7 @@ class ClaudeCodeBackend:
                 home=home,
                 max_retries=self.max_retries,
                 timeout_s=self.timeout_s,
-                isolate_commands=self.isolate_commands,
+                isolate_commands=scrub_mode(tools, isolate_commands=self.isolate_commands),
             )
             options = session_options(
                 sdk,

@@ -52,6 +52,9 @@ class ToolPolicy:
         self.tools = frozenset(tools)
         self.allowed_commands = [list(prefix) for prefix in allowed_commands]
         self.command_timeout_s = command_timeout_s
+        # Worktree-relative paths of every Write/Edit call allowed: the agent's own files, which the cleanup of the
+        # sandbox's placeholder files never removes (claude_code_stubs.remove_stubs).
+        self.written: set[str] = set()
 
     def check(self, tool: str, tool_input: Mapping[str, Any]) -> dict[str, Any]:
         """The input to run the call with (possibly rewritten), or RefusedError saying why it is refused."""
@@ -61,7 +64,8 @@ class ToolPolicy:
         if tool == "Read":
             self._readable(data.get("file_path"), what="file_path")
         elif tool in ("Write", "Edit"):
-            self.confinement.writable(self.relative(data.get("file_path"), what="file_path"), what="file_path")
+            target = self.confinement.writable(self.relative(data.get("file_path"), what="file_path"), what="file_path")
+            self.written.add(target.rel)
         elif tool == "Glob":
             self._pattern(data.get("pattern"), what="pattern")
             self._directory(data.get("path"))

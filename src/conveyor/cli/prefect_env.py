@@ -1,0 +1,21 @@
+"""Where flows report: PREFECT_API_URL when set, else a local API whose home is the repository's .conveyor/prefect.
+
+``prefect server start`` with that PREFECT_HOME shows the runs afterwards (ARCHITECTURE.md §6). Must run
+before prefect is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def configure_prefect(repo: Path) -> None:
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if not os.environ.get("PREFECT_API_URL"):
+        home = repo.resolve() / ".conveyor" / "prefect"
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PREFECT_HOME", str(home))
