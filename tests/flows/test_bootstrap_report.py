@@ -213,3 +213,25 @@ def test_malformed_report_exits_2_naming_file_and_line(scratch_repo: Path, capsy
     err = capsys.readouterr().err
     assert code == 2 and "docs/reports/bad/" in err and ".md:" in err
     assert not (scratch_repo / "docs/TASKS.md").exists()
+
+
+def test_learnings_correct_the_estimates_of_their_task_type(repo: Path) -> None:
+    bootstrap(repo=str(repo), report="q1-review")
+    before = {t["id"]: t["estimate_tokens"] for t in queue(repo)}
+    learnings = repo / "docs/tasks/orchestrator-learnings.json"
+    learnings.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "task_id": "OLD-SEC-001",
+        "task_type": "SECURITY_FIX",
+        "estimate_k": 30,
+        "actual_k": 60,
+        "variance_pct": 100,
+        "captured_at": "2026-01-01T00:00:00Z",
+    }
+    learnings.write_text(json.dumps([record]))
+    (repo / "docs/TASKS.md").unlink()
+    (repo / "automations/run-queue.json").unlink()
+    bootstrap(repo=str(repo), report="q1-review", archive="fresh")
+    after = {t["id"]: t["estimate_tokens"] for t in queue(repo)}
+    assert after["CV-SEC-001"] == 2 * before["CV-SEC-001"]  # security fixes took twice their estimate before
+    assert after["CV-HIGH-001"] == before["CV-HIGH-001"]  # other task types are unchanged
