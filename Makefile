@@ -31,9 +31,9 @@ bwrap:
 
 setup: .venv/.synced bwrap
 
-## The main job on embedded defaults: status of the bundled example repository.
+## The main job on embedded defaults, offline: bootstrap the bundled review report, then its status.
 demo: setup
-	$(UV) run --frozen --no-sync conveyor status --repo examples/sample-repo
+	$(UV) run --frozen --no-sync scripts/demo
 
 ## Set up, then the whole check: format, lint, types, import contracts, tests.
 test: setup check

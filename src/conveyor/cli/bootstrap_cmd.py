@@ -11,6 +11,8 @@ from rich.markdown import Markdown
 
 from conveyor.cli.app import app
 from conveyor.cli.prefect_env import configure_prefect
+from conveyor.services.agents import backend_name
+from conveyor.settings import load_settings
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -40,6 +42,11 @@ def bootstrap(
     if resume_archive and fresh:
         raise typer.BadParameter("give --resume-archive or --fresh, not both")
     configure_prefect(repo)
+    mode = backend_name(load_settings(repo))
+    if mode == "deterministic":
+        out.print("agents: deterministic mode (no ANTHROPIC_API_KEY): no model is called")
+    else:
+        out.print(f"agents: {mode}" + (" (scripted: for tests and demos)" if mode == "scripted" else ""))
     from flows.bootstrap import bootstrap as bootstrap_flow
 
     archive = "resume" if resume_archive else "fresh" if fresh else None
