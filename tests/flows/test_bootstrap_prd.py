@@ -1,8 +1,9 @@
 """The bootstrap flow from a PRD or a kickstart, end to end on scratch git repositories (issue 4, item 5).
 
 The real flow function runs against a real Prefect API (tests/flows/conftest.py) with each agent mode:
-deterministic (the PRD parser), the scripted planner, and the anthropic backend against the local stub. The
-scripted and stub answers are plumbing tests: the PRD text reaches the planner, the plan becomes the backlog,
+deterministic (the PRD parser), the scripted planner, and the anthropic and claude-code backends against the local
+stub (claude-code: the bundled CLI, with a proxy trap catching anything it would send elsewhere). The scripted and
+stub answers are plumbing tests: the PRD text reaches the planner, the plan becomes the backlog,
 the repair round carries the validation error. Planning quality needs a real model and is not claimed here.
 """
 
@@ -25,6 +26,7 @@ from conveyor.domain.errors import ConveyorError, InputError
 from conveyor.domain.ticket import TaskType, Ticket, TicketKind
 from conveyor.services.backlog_loader import load_backlog
 from flows.bootstrap import bootstrap
+from tests.adapters.test_claude_code_backend import ProxyTrap
 from tests.adapters.test_prd_parser import LONG_EXPECTED
 from tests.conftest import git
 from tests.support.anthropic_stub import AnthropicStub, ManualClock, RecordedRequest, Reply
@@ -327,6 +329,66 @@ def test_anthropic_planner_over_the_stub(anthropic_repo: Path, stub: AnthropicSt
     assert "(anthropic, prompt " in result["summary"]
     assert (anthropic_repo / "docs" / "TASKS.md").is_file()
     assert git(anthropic_repo, "log", "-1", "--format=%s").strip() == COMMIT_SUBJECT
+
+
+# ── 3b. the claude-code backend (the bundled CLI) against the stub ──────────────────────────────────────
+
+
+@pytest.fixture
+def claude_code_repo(scratch_repo: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, AnthropicStub]]:
+    """A repository whose build-spec selects claude-code; the CLI talks to the stub, anything else hits the trap."""
+    from conveyor.adapters.agents.claude_code import sdk_available
+
+    if not sdk_available():
+        pytest.skip(
+            "claude-agent-sdk (the claude-code extra, which bundles the Claude Code CLI) is not installed: "
+            "run `uv sync --extra claude-code` to run bootstrap through the CLI against the stub"
+        )
+    trap = ProxyTrap()
+    try:
+        with AnthropicStub(clock=ManualClock(), hang_limit=20.0) as server:
+            monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-bootstrap-0123456789abcdef")
+            monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+            for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+                monkeypatch.setenv(name, trap.url)
+            # Loopback stays direct (the stub, and this process's Prefect API); every other host goes to the trap.
+            for name in ("NO_PROXY", "no_proxy"):
+                monkeypatch.setenv(name, "127.0.0.1,localhost,::1")
+            write_spec(scratch_repo, {"backend": "claude-code", "sandbox": "none"})
+            with_prd(scratch_repo)
+            commit_all(scratch_repo, "spec and PRD")
+            yield scratch_repo, server
+    finally:
+        trap.close()
+    assert trap.seen == [], f"something tried to leave loopback through the proxy: {trap.seen}"
+
+
+@pytest.mark.slow  # the planner's call starts the bundled Claude Code CLI
+def test_claude_code_planner_over_the_stub(claude_code_repo: tuple[Path, AnthropicStub]) -> None:
+    repo, stub = claude_code_repo
+    stub.set_handler(lambda body: Reply.text(chat_answer(plan=PLAN)))  # the CLI's turn, however it is worded
+
+    result = run_bootstrap(repo)
+
+    assert_plan_backlog(repo, result)
+    assert "(claude-code, prompt " in result["summary"] and "1 call(s)" in result["summary"]
+    # one tool-less CLI turn, the Messages API on loopback only, carrying the whole PRD
+    assert {(r.method, r.path) for r in stub.requests} == {("POST", "/v1/messages")}
+    [sent] = stub.message_requests()
+    assert not sent.body.get("tools")
+    user_text = stub_user_text(sent)
+    assert PRD.strip() in user_text and PRD_MARKER in user_text
+    assert REPAIR_FIELD not in user_text
+    assert sent.headers.get("x-api-key") != "sk-ant-bootstrap-0123456789abcdef"  # masked in the record
+    [call] = planner_logs(repo)
+    assert call["backend"] == "claude-code" and call["call"]["run_id"] == RUN_ID
+    # written and committed: exactly the output files, by the bot, nothing left behind
+    assert (repo / "docs" / "TASKS.md").is_file()
+    assert git(repo, "log", "-1", "--format=%s").strip() == COMMIT_SUBJECT
+    assert "Parsed 3 requirements into 4 tasks." in git(repo, "log", "-1", "--format=%B")
+    assert sorted(git(repo, "show", "--name-only", "--format=", "HEAD").split()) == sorted(OUTPUT_FILES)
+    status = [line[3:] for line in git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()]
+    assert [p for p in status if not p.startswith(("automations/logs/", "automations/memory/"))] == []
 
 
 # ── 4. repair round, then a clear failure ────────────────────────────────────────────────────────────────
