@@ -235,3 +235,14 @@ def test_learnings_correct_the_estimates_of_their_task_type(repo: Path) -> None:
     after = {t["id"]: t["estimate_tokens"] for t in queue(repo)}
     assert after["CV-SEC-001"] == 2 * before["CV-SEC-001"]  # security fixes took twice their estimate before
     assert after["CV-HIGH-001"] == before["CV-HIGH-001"]  # other task types are unchanged
+
+
+def test_resuming_an_archive_without_run_queue_adds_no_duplicate_phase_tickets(repo: Path) -> None:
+    bootstrap(repo=str(repo), report="q1-review")
+    archive = repo / "docs/tasks/0.0.1-tasks.md"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    (repo / "docs/TASKS.md").rename(archive)
+    (repo / "automations/run-queue.json").unlink()  # an archive holds only the table
+    result = bootstrap(repo=str(repo), report="q1-review", archive="resume")
+    assert result["added"] == [] and result["obsoleted"] == []
+    assert [t.id for t in read_tasks_file(repo / "docs/TASKS.md").tickets()] == [e[0] for e in EXPECTED]

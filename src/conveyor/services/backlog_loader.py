@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from conveyor.domain.backlog import Backlog
 from conveyor.domain.errors import InputError, Problem
 from conveyor.domain.projections import tasks_status
 from conveyor.domain.run_state import RunQueue, RunState
-from conveyor.domain.ticket import Ticket
+from conveyor.domain.ticket import Ticket, TicketKind
 
 TASKS_PATH = "docs/TASKS.md"
 RUN_QUEUE_PATH = "automations/run-queue.json"
@@ -57,8 +58,26 @@ class LoadedBacklog:
     warnings: list[Problem] = field(default_factory=list)
 
 
+_PHASE_REF = re.compile(r"^TASKS:P(\d+)$")
+_PHASE_TICKET = re.compile(r"^Phase \d+ (verification|documentation)\b")
+
+
+def _inferred(row: Ticket) -> Ticket:
+    """What a TASKS.md row says without run-queue.json (an archive, a hand-written file): the phase from an
+    internal issue ref ``TASKS:P<n>``, and bootstrap's own phase tickets from their titles. Without this a
+    re-run could not tell its verification and documentation tickets from a person's."""
+    update: dict[str, object] = {}
+    phase = _PHASE_REF.match(row.issue or "")
+    if phase is not None and row.phase is None:
+        update["phase"] = int(phase[1])
+    kind = _PHASE_TICKET.match(row.title)
+    if kind is not None and row.kind is TicketKind.CHANGE:
+        update["kind"] = TicketKind.VERIFICATION if kind[1] == "verification" else TicketKind.DOCS
+    return row.model_copy(update=update) if update else row
+
+
 def _merge(row: Ticket, queued: Ticket | None, run_state: RunState | None) -> Ticket:
-    ticket = row
+    ticket = row if queued is not None else _inferred(row)
     if queued is not None:
         ticket = queued.model_copy(update={name: getattr(row, name) for name in _ROW_FIELDS})
     record = run_state.tickets.get(ticket.id) if run_state is not None else None
