@@ -2,6 +2,23 @@
 
 Composition only: every step is a task of tasks/bootstrap.py over conveyor's services. Parameters are
 serialisable, so the flow can run as a deployment unchanged.
+
+Budget gate (issue 4 item 6): over the cap, the budget step cuts scope automatically (lowest-severity phases
+first). If the projection is still over the cap, build-spec ``on_escalation`` decides:
+
+- ``pause`` (the default): the flow run pauses with the typed HumanGate form (tasks/human_gate.py) and applies
+  the answer: defer the chosen tickets (and every ticket depending on them) or keep only the most severe phase,
+  then forecast again; or forecast with the raised cap, which run-state.json records as an explicit cap; or
+  stop. Still over the cap after an answer: the form is asked again with the new numbers. An answer that
+  cannot be applied (unknown id, a ticket under way) is refused and the form asked again, saying why. Nobody
+  answering within ``budget_timeout_s`` follows the policy "stop". Nothing is written before the decision.
+  The form is asked only where a person can answer: a deployment run (a worker runs it against a lasting
+  API, so the UI or ``conveyor answer`` can resume it), or when ``interactive_budget`` is true. ``conveyor
+  bootstrap`` keeps ``interactive_budget`` False and stops with the message instead: its Prefect API is
+  usually ephemeral and dies with the CLI, so nobody could resume the pause.
+- ``stop``, and ``skip`` / ``defer`` (they concern blocked tickets of the execution loop; at bootstrap there is
+  no ticket to skip and deferring more is exactly the decision a person must take): the run stops with a
+  message naming the three ways out; nothing is written.
 """
 
 from __future__ import annotations
@@ -10,16 +27,21 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
 from conveyor.adapters.lease import RepositoryLease
 from conveyor.adapters.run_store import RunStore
+from conveyor.domain.build_spec import EscalationPolicy
 from conveyor.domain.errors import ConveyorError
+from conveyor.domain.models import ModelTable
+from conveyor.domain.ticket import Ticket
 from conveyor.ports import utcnow
 from conveyor.services.agents import agent_backend, backend_name, model_table
+from conveyor.services.bootstrap import BudgetStep, rebudget, split_phase_ids, with_dependents
 from conveyor.services.bootstrap_inputs import BootstrapRequest
 from conveyor.services.bootstrap_outputs import backlog_rows, summary_markdown
-from conveyor.settings import load_settings
+from conveyor.settings import Settings, load_settings
 from tasks.artifacts import PrefectArtifacts, artifact_key
 from tasks.bootstrap import (
     budget_task,
@@ -30,11 +52,122 @@ from tasks.bootstrap import (
     recover_task,
     write_task,
 )
+from tasks.human_gate import BudgetDecision, ask_budget_decision
+
+DEFAULT_BUDGET_TIMEOUT_S = 3600.0
 
 
 def _run_name() -> str:
     params = flow_run.parameters or {}
     return str(params.get("run_id") or "bootstrap")
+
+
+def _deployed() -> bool:
+    """A deployment run: a worker runs it against a lasting API, where a person can answer a pause."""
+    context = FlowRunContext.get()
+    return bool(context and context.flow_run and context.flow_run.deployment_id)
+
+
+def _over_cap(budget: BudgetStep) -> str:
+    after = budget.after
+    return (
+        f"projected ${after.projected_usd:.2f} is over the cap ${after.cap_usd:.2f} even after deferring "
+        f"phases {budget.cut_phases or 'none'}: reduce the scope, split the work into phases, or raise "
+        "budget.cap_usd in automations/build-spec.yaml"
+    )
+
+
+def _question(budget: BudgetStep, problem: str | None) -> str:
+    """The description above the budget form: where the budget stands and what each answer does."""
+    after = budget.after
+    open_ids = [t.id for t in budget.tickets if not t.state.is_terminal]
+    lines = [
+        "## Bootstrap budget: over the cap",
+        "",
+        f"Projected **${after.projected_usd:.2f}** against the cap **${after.cap_usd:.2f}** "
+        f"({after.percent:.0f}%), after deferring phases {budget.cut_phases or 'none'} "
+        f"({len(budget.cut)} ticket(s) deferred).",
+        "",
+        f"Open tickets ({len(open_ids)}): {', '.join(open_ids) or 'none'}.",
+        "",
+        "Choose: `reduce_scope` with the ticket ids to defer (their dependents are deferred too), "
+        "`split_phases` (only the most severe phase now), `raise_cap` with `new_cap_usd` above the projection, "
+        "or `stop` (nothing is written).",
+    ]
+    if problem:
+        lines[1:1] = ["", f"**{problem}**"]
+    return "\n".join(lines) + "\n"
+
+
+def _interpret(
+    answer: BudgetDecision, base: list[Ticket], budget: BudgetStep, deferred: list[str], cap: float | None
+) -> tuple[list[str], float | None]:
+    """The tickets an answer defers and the cap it sets; ValueError (shown on the next form) when it cannot apply."""
+    if answer.action == "reduce_scope":
+        if not answer.defer:
+            raise ValueError("reduce_scope needs the ticket ids to defer in 'defer'")
+        return list(answer.defer), cap
+    if answer.action == "split_phases":
+        gone = set(with_dependents(base, deferred))
+        chosen = split_phase_ids([t for t in base if t.id not in gone])
+        if not chosen:
+            raise ValueError("split_phases found no other phase with open tickets")
+        return chosen, cap
+    projected = budget.after.projected_usd
+    if answer.new_cap_usd is None or answer.new_cap_usd <= projected:
+        given = "none" if answer.new_cap_usd is None else f"${answer.new_cap_usd:.2f}"
+        raise ValueError(f"raise_cap needs new_cap_usd above the projected ${projected:.2f} (given {given})")
+    return [], answer.new_cap_usd
+
+
+def _budget_gate(
+    base: list[Ticket],
+    budget: BudgetStep,
+    settings: Settings,
+    models: ModelTable,
+    timeout_s: float,
+    notes: list[str],
+) -> tuple[BudgetStep, Settings]:
+    """Ask a person until the projection fits the cap, or stop (ConveyorError); nothing is written meanwhile.
+
+    Every answer is applied to ``base`` (the backlog before any cut) with all deferrals chosen so far and the
+    cap in force, so the automatic cut is redone against a raised cap instead of keeping a cut it no longer
+    needs.
+    """
+    logger = get_run_logger()
+    deferred: list[str] = []
+    cap = settings.budget.cap_usd
+    effective = settings
+    problem: str | None = None
+    while budget.after.over_cap:
+        question = _question(budget, problem)
+        answer = ask_budget_decision(question, timeout_s, suggested_cap_usd=budget.after.projected_usd * 1.1)
+        if answer is None:
+            raise ConveyorError(
+                f"nobody answered the budget form within {timeout_s:g} s: stopped as the policy says, nothing "
+                f"written ({_over_cap(budget)})"
+            )
+        logger.info("budget decision: %s", answer.action)
+        if answer.action == "stop":
+            raise ConveyorError(f"stopped by the budget decision, nothing written ({_over_cap(budget)})")
+        try:
+            chosen, new_cap = _interpret(answer, base, budget, deferred, cap)
+            budget, effective = rebudget(base, settings, models, utcnow, defer=[*deferred, *chosen], cap_usd=new_cap)
+        except (ValueError, ConveyorError) as exc:
+            problem = f"The previous answer was not applied: {exc}."
+            continue
+        problem = f"The previous answer ({answer.action}) was applied; the projection is still over the cap."
+        deferred += chosen
+        cap = new_cap
+        if answer.action == "reduce_scope":
+            notes.append(
+                f"budget decision reduce_scope: deferred {', '.join(chosen)} and the tickets depending on them"
+            )
+        elif answer.action == "split_phases":
+            notes.append(f"budget decision split_phases: deferred the {len(chosen)} open ticket(s) of the other phases")
+        else:
+            notes.append(f"budget decision raise_cap: cap raised to ${cap:.2f} (recorded in run-state.json)")
+    return budget, effective
 
 
 @flow(name="bootstrap", flow_run_name=_run_name, validate_parameters=True)
@@ -46,8 +179,14 @@ def bootstrap(
     kickstart: str | None = None,
     archive: str | None = None,
     run_id: str | None = None,
+    interactive_budget: bool = False,
+    budget_timeout_s: float = DEFAULT_BUDGET_TIMEOUT_S,
 ) -> dict[str, Any]:
-    """Plan the backlog of ``repo`` from one input (or the repository's own PRD); upsert on re-runs."""
+    """Plan the backlog of ``repo`` from one input (or the repository's own PRD); upsert on re-runs.
+
+    ``interactive_budget``: still over the budget cap after the automatic cut, pause for a person's decision
+    even outside a deployment run (module docstring); ``budget_timeout_s``: how long that pause waits.
+    """
     logger = get_run_logger()
     given = [name for name, value in (("prd", prd), ("report", report), ("kickstart", kickstart)) if value]
     if len(given) > 1:
@@ -75,14 +214,13 @@ def bootstrap(
                 request=request, report=parsed, prd=prd_step, settings=settings, backend=backend, run_id=run
             )
             existing, merged = merge_task(root, plan.tickets)
-            budget = budget_task(merged.tickets, settings, model_table(settings.agents))
+            models = model_table(settings.agents)
+            budget = budget_task(merged.tickets, settings, models)
+            effective = settings
             if budget.after.over_cap and settings.budget.cap_usd is not None:
-                after = budget.after
-                raise ConveyorError(
-                    f"projected ${after.projected_usd:.2f} is over the cap ${after.cap_usd:.2f} even after deferring "
-                    f"phases {budget.cut_phases or 'none'}: reduce the scope, split the work into phases, or raise "
-                    "budget.cap_usd in automations/build-spec.yaml"
-                )
+                if settings.on_escalation is not EscalationPolicy.PAUSE or not (interactive_budget or _deployed()):
+                    raise ConveyorError(_over_cap(budget))
+                budget, effective = _budget_gate(merged.tickets, budget, settings, models, budget_timeout_s, notes)
             changed = budget.tickets != existing or prd_step.written
             output = None
             if changed:
@@ -91,7 +229,7 @@ def bootstrap(
                     repo=root,
                     tickets=budget.tickets,
                     run_id=run,
-                    settings=settings,
+                    settings=effective,
                     plan=plan,
                     budget=budget,
                     extra_paths=extra,

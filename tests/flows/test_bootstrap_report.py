@@ -233,7 +233,7 @@ def test_learnings_correct_the_estimates_of_their_task_type(repo: Path) -> None:
     (repo / "automations/run-queue.json").unlink()
     bootstrap(repo=str(repo), report="q1-review", archive="fresh")
     after = {t["id"]: t["estimate_tokens"] for t in queue(repo)}
-    assert after["CV-SEC-001"] == 2 * before["CV-SEC-001"]  # security fixes took twice their estimate before
+    assert after["CV-SEC-001"] == 2 * int(str(before["CV-SEC-001"]))  # security fixes took twice their estimate
     assert after["CV-HIGH-001"] == before["CV-HIGH-001"]  # other task types are unchanged
 
 

@@ -11,8 +11,6 @@ from rich.markdown import Markdown
 
 from conveyor.cli.app import app
 from conveyor.cli.prefect_env import configure_prefect
-from conveyor.services.agents import backend_name
-from conveyor.settings import load_settings
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -42,6 +40,9 @@ def bootstrap(
     if resume_archive and fresh:
         raise typer.BadParameter("give --resume-archive or --fresh, not both")
     configure_prefect(repo)
+    from conveyor.services.agents import backend_name
+    from conveyor.settings import load_settings
+
     mode = backend_name(load_settings(repo))
     if mode == "deterministic":
         out.print("agents: deterministic mode (no ANTHROPIC_API_KEY): no model is called")

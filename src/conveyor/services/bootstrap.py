@@ -6,6 +6,7 @@ Prefect. Re-runs upsert: unchanged input writes nothing and commits nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from conveyor.domain.errors import ConveyorError, InputError, Problem
 from conveyor.domain.findings import ParsedReport
 from conveyor.domain.models import ModelTable
 from conveyor.domain.roles import AgentCallError, RoleOutputError
-from conveyor.domain.ticket import Ticket
+from conveyor.domain.ticket import State, Ticket, transition
 from conveyor.ports import AgentBackend, Clock
 from conveyor.services.backlog_loader import load_backlog
 from conveyor.services.bootstrap_inputs import BootstrapRequest
@@ -74,7 +75,7 @@ def plan_from_prd(
 ) -> PlanStep:
     """Step 5: the planner program when a model is available, else the deterministic PRD parser."""
     learnings = read_learnings(request.repo)
-    if backend is None or prd_path.endswith(".json"):
+    if backend is None or prd_path.lower().endswith(".json"):
         parsed = parse_prd(request.repo, prd_path)
         why = "no model (deterministic mode)" if backend is None else "PRD.json is already structured"
         tickets = backlog_from_plan(parsed.plan, prefix=settings.task_prefix, learnings=learnings)
@@ -114,3 +115,87 @@ def budget(tickets: list[Ticket], settings: Settings, models: ModelTable, clock:
     kept = defer_cut(tickets, cut, at=clock())
     after = forecast(kept, cap_usd=cap, prices=prices, soft_cap_factor=settings.budget.soft_cap_factor)
     return BudgetStep(kept, before, after, [t.id for t in cut.cut], list(cut.cut_phases))
+
+
+DECISION_NOTE = "deferred by a person's budget decision (projected budget over the cap)"
+
+
+def with_dependents(tickets: list[Ticket], ids: Iterable[str]) -> list[str]:
+    """``ids`` and every ticket depending on them, directly or not, in backlog order (no dangling dependency)."""
+    closure = set(ids)
+    grew = True
+    while grew:
+        grew = False
+        for ticket in tickets:
+            if ticket.id not in closure and closure.intersection(ticket.depends_on):
+                closure.add(ticket.id)
+                grew = True
+    return [t.id for t in tickets if t.id in closure]
+
+
+def split_phase_ids(tickets: list[Ticket]) -> list[str]:
+    """The answer "split into phases": the open tickets outside the most severe phase that still has open work."""
+    open_phases = [t.phase for t in tickets if t.phase is not None and not t.state.is_terminal]
+    if not open_phases:
+        return []
+    now = min(open_phases)
+    return [t.id for t in tickets if t.phase is not None and t.phase != now and not t.state.is_terminal]
+
+
+def rebudget(
+    tickets: list[Ticket],
+    settings: Settings,
+    models: ModelTable,
+    clock: Clock,
+    *,
+    defer: Iterable[str] = (),
+    cap_usd: float | None = None,
+) -> tuple[BudgetStep, Settings]:
+    """Apply a person's budget decision to the backlog before any cut (``tickets``): the budget step again.
+
+    The tickets of ``defer`` and every ticket depending on them are deferred (queued ones; terminal ones stay as
+    they are), then :func:`budget` forecasts and cuts automatically against ``cap_usd`` (an explicit, raised
+    cap) or the configured cap. Returns the step and the settings it was computed with (the raised cap in
+    them, so the run state records it as explicit). ConveyorError when an id is unknown or a ticket to defer
+    is under way: the answer is refused, nothing changes.
+    """
+    known = {t.id for t in tickets}
+    asked = list(dict.fromkeys(defer))
+    unknown = [tid for tid in asked if tid not in known]
+    if unknown:
+        raise ConveyorError(f"unknown ticket id(s) {', '.join(unknown)}")
+    leaving = set(with_dependents(tickets, asked))
+    busy = [t.id for t in tickets if t.id in leaving and t.state.is_active]
+    if busy:
+        raise ConveyorError(
+            f"cannot defer {', '.join(busy)}: under way (a ticket given, or one depending on it, has started)"
+        )
+    at = clock()
+    kept: list[Ticket] = []
+    deferred: list[str] = []
+    for ticket in tickets:
+        if ticket.id in leaving and not ticket.state.is_terminal:
+            notes = f"{ticket.notes}; {DECISION_NOTE}" if ticket.notes else DECISION_NOTE
+            kept.append(transition(ticket, State.DEFERRED, at=at).model_copy(update={"notes": notes}))
+            deferred.append(ticket.id)
+        else:
+            kept.append(ticket)
+    if cap_usd is not None:
+        settings = settings.model_copy(update={"budget": settings.budget.model_copy(update={"cap_usd": cap_usd})})
+    step = budget(kept, settings, models, clock)
+    prices = models.prices()
+    before = forecast(
+        tickets, cap_usd=settings.budget.cap_usd, prices=prices, soft_cap_factor=settings.budget.soft_cap_factor
+    )
+    # Phases the person's deferrals emptied are reported as cut too (the summary names the cut phases).
+    gone = {t.id for t in step.tickets if t.state.is_terminal}
+    phases = sorted({t.phase for t in tickets if t.phase is not None}, reverse=True)
+    decided = [
+        p
+        for p in phases
+        if p not in step.cut_phases
+        and any(t.id in deferred for t in tickets if t.phase == p)
+        and all(t.id in gone for t in tickets if t.phase == p)
+    ]
+    step = BudgetStep(step.tickets, before, step.after, [*deferred, *step.cut], [*decided, *step.cut_phases])
+    return step, settings
