@@ -23,6 +23,8 @@ first). If the projection is still over the cap, build-spec ``on_escalation`` de
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,8 @@ from conveyor.domain.models import ModelTable
 from conveyor.domain.ticket import Ticket
 from conveyor.ports import utcnow
 from conveyor.services.agents import agent_backend, backend_name, model_table
-from conveyor.services.bootstrap import BudgetStep, rebudget, split_phase_ids, with_dependents
+from conveyor.services.bootstrap import BudgetStep, rebudget
+from conveyor.services.bootstrap_gate import budget_question, interpret_decision, over_cap_message
 from conveyor.services.bootstrap_inputs import BootstrapRequest
 from conveyor.services.bootstrap_outputs import backlog_rows, summary_markdown
 from conveyor.settings import Settings, load_settings
@@ -52,7 +55,7 @@ from tasks.bootstrap import (
     recover_task,
     write_task,
 )
-from tasks.human_gate import BudgetDecision, ask_budget_decision
+from tasks.human_gate import ask_budget_decision
 
 DEFAULT_BUDGET_TIMEOUT_S = 3600.0
 
@@ -66,58 +69,6 @@ def _deployed() -> bool:
     """A deployment run: a worker runs it against a lasting API, where a person can answer a pause."""
     context = FlowRunContext.get()
     return bool(context and context.flow_run and context.flow_run.deployment_id)
-
-
-def _over_cap(budget: BudgetStep) -> str:
-    after = budget.after
-    return (
-        f"projected ${after.projected_usd:.2f} is over the cap ${after.cap_usd:.2f} even after deferring "
-        f"phases {budget.cut_phases or 'none'}: reduce the scope, split the work into phases, or raise "
-        "budget.cap_usd in automations/build-spec.yaml"
-    )
-
-
-def _question(budget: BudgetStep, problem: str | None) -> str:
-    """The description above the budget form: where the budget stands and what each answer does."""
-    after = budget.after
-    open_ids = [t.id for t in budget.tickets if not t.state.is_terminal]
-    lines = [
-        "## Bootstrap budget: over the cap",
-        "",
-        f"Projected **${after.projected_usd:.2f}** against the cap **${after.cap_usd:.2f}** "
-        f"({after.percent:.0f}%), after deferring phases {budget.cut_phases or 'none'} "
-        f"({len(budget.cut)} ticket(s) deferred).",
-        "",
-        f"Open tickets ({len(open_ids)}): {', '.join(open_ids) or 'none'}.",
-        "",
-        "Choose: `reduce_scope` with the ticket ids to defer (their dependents are deferred too), "
-        "`split_phases` (only the most severe phase now), `raise_cap` with `new_cap_usd` above the projection, "
-        "or `stop` (nothing is written).",
-    ]
-    if problem:
-        lines[1:1] = ["", f"**{problem}**"]
-    return "\n".join(lines) + "\n"
-
-
-def _interpret(
-    answer: BudgetDecision, base: list[Ticket], budget: BudgetStep, deferred: list[str], cap: float | None
-) -> tuple[list[str], float | None]:
-    """The tickets an answer defers and the cap it sets; ValueError (shown on the next form) when it cannot apply."""
-    if answer.action == "reduce_scope":
-        if not answer.defer:
-            raise ValueError("reduce_scope needs the ticket ids to defer in 'defer'")
-        return list(answer.defer), cap
-    if answer.action == "split_phases":
-        gone = set(with_dependents(base, deferred))
-        chosen = split_phase_ids([t for t in base if t.id not in gone])
-        if not chosen:
-            raise ValueError("split_phases found no other phase with open tickets")
-        return chosen, cap
-    projected = budget.after.projected_usd
-    if answer.new_cap_usd is None or answer.new_cap_usd <= projected:
-        given = "none" if answer.new_cap_usd is None else f"${answer.new_cap_usd:.2f}"
-        raise ValueError(f"raise_cap needs new_cap_usd above the projected ${projected:.2f} (given {given})")
-    return [], answer.new_cap_usd
 
 
 def _budget_gate(
@@ -140,18 +91,20 @@ def _budget_gate(
     effective = settings
     problem: str | None = None
     while budget.after.over_cap:
-        question = _question(budget, problem)
+        question = budget_question(budget, problem)
         answer = ask_budget_decision(question, timeout_s, suggested_cap_usd=budget.after.projected_usd * 1.1)
         if answer is None:
             raise ConveyorError(
                 f"nobody answered the budget form within {timeout_s:g} s: stopped as the policy says, nothing "
-                f"written ({_over_cap(budget)})"
+                f"written ({over_cap_message(budget)})"
             )
         logger.info("budget decision: %s", answer.action)
         if answer.action == "stop":
-            raise ConveyorError(f"stopped by the budget decision, nothing written ({_over_cap(budget)})")
+            raise ConveyorError(f"stopped by the budget decision, nothing written ({over_cap_message(budget)})")
         try:
-            chosen, new_cap = _interpret(answer, base, budget, deferred, cap)
+            chosen, new_cap = interpret_decision(
+                answer.action, answer.defer, answer.new_cap_usd, base, budget, deferred, cap
+            )
             budget, effective = rebudget(base, settings, models, utcnow, defer=[*deferred, *chosen], cap_usd=new_cap)
         except (ValueError, ConveyorError) as exc:
             problem = f"The previous answer was not applied: {exc}."
@@ -168,6 +121,31 @@ def _budget_gate(
         else:
             notes.append(f"budget decision raise_cap: cap raised to ${cap:.2f} (recorded in run-state.json)")
     return budget, effective
+
+
+@contextmanager
+def _undone_on_failure(root: Path) -> Iterator[list[str]]:
+    """Files this run wrote before its commit; removed again when the run fails (nothing written on error)."""
+    paths: list[str] = []
+    try:
+        yield paths
+    except BaseException:
+        for path in paths:
+            (root / path).unlink(missing_ok=True)
+        raise
+
+
+def _settle_budget(
+    tickets: list[Ticket], settings: Settings, *, interactive: bool, timeout_s: float, notes: list[str]
+) -> tuple[BudgetStep, Settings]:
+    """Forecast and cut; still over an explicit cap: ask a person (policy pause, someone can answer) or stop."""
+    models = model_table(settings.agents)
+    budget = budget_task(tickets, settings, models)
+    if not budget.after.over_cap or settings.budget.cap_usd is None:
+        return budget, settings
+    if settings.on_escalation is not EscalationPolicy.PAUSE or not interactive:
+        raise ConveyorError(over_cap_message(budget))
+    return _budget_gate(tickets, budget, settings, models, timeout_s, notes)
 
 
 @flow(name="bootstrap", flow_run_name=_run_name, validate_parameters=True)
@@ -197,48 +175,43 @@ def bootstrap(
     run = run_id or RunStore(root).next_run_id(utcnow())
     mode = backend_name(settings)
     logger.info("run %s, agents: %s", run, "deterministic mode (no LLM)" if mode == "deterministic" else mode)
-    with RepositoryLease(root, run_id=run, command="bootstrap"):
+    with RepositoryLease(root, run_id=run, command="bootstrap"), _undone_on_failure(root) as scratch:
         notes = []
         recovered = recover_task(request)
         if recovered:
             notes.append(f"recovery: {recovered}")
+            if recovered.startswith("resumed"):
+                scratch.append("docs/TASKS.md")  # a copy: the archive itself stays
         backend = agent_backend(root, settings)
         parsed = parse_report_task(root, report) if report else None
         prd_step = ensure_prd_task(request, parsed, backend, run)
         if prd_step.written:
+            scratch.append(prd_step.path)  # a re-run drafts it again from the new input
             notes.append(f"wrote {prd_step.path} ({len(prd_step.assumptions)} ASSUMPTION line(s))")
-        if kickstart and not prd_step.written:
+        elif kickstart:
             notes.append(f"the kickstart was not used: {prd_step.path} already exists and was planned")
-        try:
-            plan = plan_task(
-                request=request, report=parsed, prd=prd_step, settings=settings, backend=backend, run_id=run
+        plan = plan_task(request=request, report=parsed, prd=prd_step, settings=settings, backend=backend, run_id=run)
+        existing, merged = merge_task(root, plan.tickets)
+        budget, effective = _settle_budget(
+            merged.tickets,
+            settings,
+            interactive=interactive_budget or _deployed(),
+            timeout_s=budget_timeout_s,
+            notes=notes,
+        )
+        changed = budget.tickets != existing or prd_step.written
+        output = None
+        if changed:
+            extra = [prd_step.path] if prd_step.written else []
+            output = write_task(
+                repo=root,
+                tickets=budget.tickets,
+                run_id=run,
+                settings=effective,
+                plan=plan,
+                budget=budget,
+                extra_paths=extra,
             )
-            existing, merged = merge_task(root, plan.tickets)
-            models = model_table(settings.agents)
-            budget = budget_task(merged.tickets, settings, models)
-            effective = settings
-            if budget.after.over_cap and settings.budget.cap_usd is not None:
-                if settings.on_escalation is not EscalationPolicy.PAUSE or not (interactive_budget or _deployed()):
-                    raise ConveyorError(_over_cap(budget))
-                budget, effective = _budget_gate(merged.tickets, budget, settings, models, budget_timeout_s, notes)
-            changed = budget.tickets != existing or prd_step.written
-            output = None
-            if changed:
-                extra = [prd_step.path] if prd_step.written else []
-                output = write_task(
-                    repo=root,
-                    tickets=budget.tickets,
-                    run_id=run,
-                    settings=effective,
-                    plan=plan,
-                    budget=budget,
-                    extra_paths=extra,
-                )
-        except BaseException:
-            # A PRD this run wrote and could not plan is removed: a re-run drafts it again from the new input.
-            if prd_step.written:
-                (root / prd_step.path).unlink(missing_ok=True)
-            raise
     summary = summary_markdown(plan, merged, budget, output, notes)
     slug = root.resolve().name
     sink = PrefectArtifacts()

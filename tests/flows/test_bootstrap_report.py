@@ -246,3 +246,13 @@ def test_resuming_an_archive_without_run_queue_adds_no_duplicate_phase_tickets(r
     result = bootstrap(repo=str(repo), report="q1-review", archive="resume")
     assert result["added"] == [] and result["obsoleted"] == []
     assert [t.id for t in read_tasks_file(repo / "docs/TASKS.md").tickets()] == [e[0] for e in EXPECTED]
+
+
+def test_a_failed_resume_leaves_no_copy_of_the_archive(repo: Path) -> None:
+    bootstrap(repo=str(repo), report="q1-review")
+    archive = repo / "docs/tasks/0.0.1-tasks.md"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    (repo / "docs/TASKS.md").rename(archive)
+    with pytest.raises(InputError):
+        bootstrap(repo=str(repo), report="no-such-report", archive="resume")
+    assert not (repo / "docs/TASKS.md").exists() and archive.exists()
