@@ -8,7 +8,6 @@ Planning and review quality needs a real model and is untested here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from conveyor.ports import AgentBackend
 from conveyor.services.agents import agent_backend
 from conveyor.settings import load_settings
 from tests.support.anthropic_stub import AnthropicStub, ManualClock, RecordedRequest, Reply
+from tests.support.role_answers import chat_answer, todo_plan
 
 RUN_ID = "RUN-20260301-1000"
 TICKET = Ticket(
@@ -43,44 +43,13 @@ DIFF = """diff --git a/src/app/health.py b/src/app/health.py
 +    return {"status": "ok"}  # UNIQUE-DIFF-MARKER
 """
 PRD = "# Product\n\nUNIQUE-PRD-MARKER: a todo app with login and sharing.\n"
+PLAN = todo_plan()
 VERDICT: dict[str, Any] = {
     "decision": "request-changes",
     "findings": [{"severity": "blocker", "title": "No test", "file": "src/app/health.py", "line": 1}],
     "security_findings": [],
     "comments": "Add a test.",
 }
-PLAN: dict[str, Any] = {
-    "tickets": [
-        {
-            "id_hint": "CORE-001",
-            "title": "Create the todo model",
-            "description": "Todo items with owner and done flag.",
-            "acceptance_criteria": ["a todo can be created and marked done"],
-            "depends_on": [],
-            "complexity": 3,
-            "touch_set": ["src/todo/model.py"],
-            "task_type": "FEATURE_ADD",
-            "estimate_tokens": 15000,
-        },
-        {
-            "id_hint": "AUTH-001",
-            "title": "Add login",
-            "description": "Session login.",
-            "acceptance_criteria": ["a wrong password returns 401"],
-            "depends_on": ["CORE-001"],
-            "complexity": 6,
-            "touch_set": ["src/auth.py"],
-            "task_type": "AUTH_ADD",
-            "estimate_tokens": 20000,
-        },
-    ]
-}
-
-
-def chat_answer(**fields: Any) -> str:
-    """A completion in DSPy ChatAdapter's format: ``[[ ## field ## ]]`` sections, then ``completed``."""
-    body = "\n\n".join(f"[[ ## {name} ## ]]\n{json.dumps(value)}" for name, value in fields.items())
-    return f"{body}\n\n[[ ## completed ## ]]"
 
 
 @pytest.fixture

@@ -52,6 +52,7 @@ from conveyor.domain.roles import (
 )
 from conveyor.domain.ticket import ModelTier, Ticket
 from tests.adapters.test_dspy_lm import ListBackend, chat_answer, message_texts
+from tests.support.role_answers import todo_plan
 
 RUN_ID = "RUN-20250102-0304"
 TICKET = Ticket(
@@ -69,32 +70,7 @@ DIFF = """diff --git a/src/app/health.py b/src/app/health.py
 """
 PRD = "# Product\n\nUNIQUE-PRD-MARKER: a todo app with login and sharing.\n"
 
-PLAN = {
-    "tickets": [
-        {
-            "id_hint": "CORE-001",
-            "title": "Create the todo model",
-            "description": "Todo items with owner and done flag.",
-            "acceptance_criteria": ["a todo can be created and marked done"],
-            "depends_on": [],
-            "complexity": 3,
-            "touch_set": ["src/todo/model.py"],
-            "task_type": "FEATURE_ADD",
-            "estimate_tokens": 15000,
-        },
-        {
-            "id_hint": "AUTH-001",
-            "title": "Add login",
-            "description": "Session login.",
-            "acceptance_criteria": ["a wrong password returns 401"],
-            "depends_on": ["CORE-001"],
-            "complexity": 6,
-            "touch_set": ["src/auth.py"],
-            "task_type": "AUTH_ADD",
-            "estimate_tokens": 20000,
-        },
-    ]
-}
+PLAN = todo_plan()
 VERDICT = {
     "decision": "request-changes",
     "findings": [{"severity": "blocker", "title": "No test", "file": "src/app/health.py", "line": 1}],

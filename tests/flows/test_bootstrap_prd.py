@@ -30,6 +30,7 @@ from tests.adapters.test_claude_code_backend import ProxyTrap
 from tests.adapters.test_prd_parser import LONG_EXPECTED
 from tests.conftest import git
 from tests.support.anthropic_stub import AnthropicStub, ManualClock, RecordedRequest, Reply
+from tests.support.role_answers import chat_answer, todo_plan
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "prd"
 RUN_ID = "RUN-20260301-1000"
@@ -47,28 +48,7 @@ PRD = f"""# PRD: Todo
 """
 PLAN: dict[str, Any] = {
     "tickets": [
-        {
-            "id_hint": "CORE-001",
-            "title": "Create the todo model",
-            "description": "Todo items with owner and done flag.",
-            "acceptance_criteria": ["a todo can be created and marked done"],
-            "depends_on": [],
-            "complexity": 3,
-            "touch_set": ["src/todo/model.py"],
-            "task_type": "FEATURE_ADD",
-            "estimate_tokens": 15000,
-        },
-        {
-            "id_hint": "AUTH-001",
-            "title": "Add login",
-            "description": "Session login.",
-            "acceptance_criteria": ["a wrong password returns 401"],
-            "depends_on": ["CORE-001"],
-            "complexity": 6,
-            "touch_set": ["src/auth.py"],
-            "task_type": "AUTH_ADD",
-            "estimate_tokens": 20000,
-        },
+        *todo_plan()["tickets"],
         {
             "id_hint": "TEST-001",
             "title": "Test login and todos together",
@@ -157,12 +137,6 @@ def sent_user_text(log: dict[str, Any]) -> str:
         content = message["content"]
         parts.append(content if isinstance(content, str) else "\n".join(b["text"] for b in content))
     return "\n".join(parts)
-
-
-def chat_answer(**fields: Any) -> str:
-    """A completion in DSPy ChatAdapter's format: ``[[ ## field ## ]]`` sections, then ``completed``."""
-    body = "\n\n".join(f"[[ ## {name} ## ]]\n{json.dumps(value)}" for name, value in fields.items())
-    return f"{body}\n\n[[ ## completed ## ]]"
 
 
 def stub_user_text(request: RecordedRequest) -> str:
