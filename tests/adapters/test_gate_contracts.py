@@ -80,3 +80,17 @@ def test_unknown_names_are_not_found(repo: Path) -> None:
         load_workflow(repo, "nope")
     with pytest.raises(NotFoundError, match="no gate contract"):
         load_contract(repo, "../G1")
+
+
+def test_workflow_name_must_match_its_file_and_contracts_their_gate(tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parents[2] / "examples" / "sample-repo" / "automations"
+    shutil.copytree(sample, tmp_path / "automations")
+    workflow = tmp_path / "automations/workflows/design-doc.yaml"
+    workflow.write_text(workflow.read_text().replace("name: design-doc", "name: design"))
+    g2 = tmp_path / "automations/gates/G2.contract.json"
+    g2.write_text(g2.read_text().replace('"gate": "G2"', '"gate": "G9"'))
+    with pytest.raises(InputError) as info:
+        load_workflow(tmp_path, "design-doc")
+    messages = [(p.line, p.message) for p in info.value.problems]
+    assert any("must match the file name 'design-doc'" in m and line is not None for line, m in messages)
+    assert any("gate G2 uses contract G2, which is for gate G9" in m for _, m in messages)

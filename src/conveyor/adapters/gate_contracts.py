@@ -80,8 +80,13 @@ def load_workflow(repo: Path, name: str) -> tuple[Workflow, dict[str, GateContra
         raise NotFoundError(f"no workflow {name!r} in {WORKFLOWS_DIR.as_posix()} (workflows: {known})")
     shown = path.relative_to(repo).as_posix()
     workflow = load_yaml_model(Workflow, path, shown)
-    lines = _gate_lines(read_text(path, shown))
+    text = read_text(path, shown)
+    lines = _gate_lines(text)
     missing: list[Problem] = []
+    if workflow.name != path.stem:
+        # Runs find their workflow again by name: a name that is not the file's would orphan every run of it.
+        name_line = next((i for i, row in enumerate(text.splitlines(), 1) if row.startswith("name:")), None)
+        missing.append(Problem(shown, name_line, f"name {workflow.name!r} must match the file name {path.stem!r}"))
     contracts: dict[str, GateContract] = {}
     for index, gate in enumerate(workflow.gates):
         if not contract_path(repo, gate.contract).is_file():
@@ -91,7 +96,13 @@ def load_workflow(repo: Path, name: str) -> tuple[Workflow, dict[str, GateContra
                 Problem(shown, line, f"gate {gate.id} refers to contract {gate.contract}: {expected} is missing")
             )
             continue
-        contracts[gate.id] = load_contract(repo, gate.contract)
+        contract = load_contract(repo, gate.contract)
+        if contract.gate != gate.id:
+            line = lines[index] if index < len(lines) else None
+            missing.append(
+                Problem(shown, line, f"gate {gate.id} uses contract {gate.contract}, which is for gate {contract.gate}")
+            )
+        contracts[gate.id] = contract
     if missing:
         raise InputError(missing)
     return workflow, contracts
