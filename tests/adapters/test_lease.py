@@ -179,3 +179,17 @@ def test_lease_folder_keeps_itself_out_of_git(scratch_repo: Path) -> None:
             check=True,
         ).stdout
     assert ".conveyor" not in status
+
+
+def test_a_holder_whose_lease_was_reclaimed_knows_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    first = RepositoryLease(tmp_path, run_id="RUN-SLOW", command="slow", ttl_s=0.3)
+    first.acquire()
+    data = json.loads(lease_path(tmp_path).read_text())
+    data["token"] = "someone-else"  # another writer took it over while this one stalled
+    lease_path(tmp_path).write_text(json.dumps(data))
+    deadline = time.monotonic() + 5
+    while not first.lost and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.lost and "lost the lease" in caplog.text
+    first.release()
+    assert lease_path(tmp_path).exists()  # never removes the other writer's lease

@@ -9,6 +9,7 @@ Check-and-set happens under a file lock, so two starters never both win.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from conveyor.adapters.atomic import write_json, write_text
 from conveyor.domain.errors import LeaseHeldError
 
+_log = logging.getLogger(__name__)
 LEASE_DIR = ".conveyor"
 LEASE_FILE = "lease"
 Clock = Callable[[], datetime]
@@ -115,6 +117,7 @@ class RepositoryLease:
         self.poll_s, self.clock, self.sleep = poll_s, clock, sleep
         self.token = uuid.uuid4().hex
         self.reclaimed: LeaseInfo | None = None  # the dead or expired holder we took over from, if any
+        self.lost = False  # the heartbeat found another writer holding the lease
         self._heartbeat_enabled = heartbeat
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -191,7 +194,10 @@ class RepositoryLease:
         while not self._stop.wait(interval):
             try:
                 self.renew()
-            except LeaseHeldError:
+            except LeaseHeldError as exc:
+                # Another writer reclaimed it (this holder stalled past the expiry): say so loudly.
+                self.lost = True
+                _log.warning("%s", exc)
                 return
 
     def release(self) -> None:
