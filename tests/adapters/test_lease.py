@@ -181,7 +181,25 @@ def test_lease_folder_keeps_itself_out_of_git(scratch_repo: Path) -> None:
     assert ".conveyor" not in status
 
 
-def test_a_holder_whose_lease_was_reclaimed_knows_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_holder_whose_lease_was_reclaimed_knows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    import conveyor.adapters.lease as lease_module
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    # Other tests in the session reconfigure logging (Prefect): watch a logger of this test's own.
+    watched = logging.getLogger("test.lease.reclaimed")
+    kept = Keep()
+    watched.addHandler(kept)
+    monkeypatch.setattr(logging.root.manager, "disable", 0)
+    monkeypatch.setattr(lease_module, "_log", watched)
     first = RepositoryLease(tmp_path, run_id="RUN-SLOW", command="slow", ttl_s=0.3)
     first.acquire()
     data = json.loads(lease_path(tmp_path).read_text())
@@ -190,6 +208,6 @@ def test_a_holder_whose_lease_was_reclaimed_knows_it(tmp_path: Path, caplog: pyt
     deadline = time.monotonic() + 5
     while not first.lost and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert first.lost and "lost the lease" in caplog.text
+    assert first.lost and any("lost the lease" in m for m in kept.messages)
     first.release()
     assert lease_path(tmp_path).exists()  # never removes the other writer's lease

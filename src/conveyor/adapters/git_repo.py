@@ -13,6 +13,7 @@ before :meth:`GitRepo.reset_hard`, which discards uncommitted work by design.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import git
@@ -205,3 +206,174 @@ class GitRepo:
         self._git("reset", "--hard", "--quiet", sha)
         if clean_untracked:
             self._git("clean", "-fd", "--quiet")
+
+    # --- worktrees, merges and rebases (ARCHITECTURE.md §4, §9; used by conveyor.adapters.worktrees) --------
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of ``a`` and ``b``, or None when their histories are unrelated."""
+        status, out, err = self._git("merge-base", "--end-of-options", a, b, check=False)
+        if status == 0:
+            return out.strip()
+        if status == 1 and not err.strip():
+            return None
+        raise GitRepoError(f"{self.path}: git merge-base {a} {b} failed ({status}): {err.strip()}")
+
+    def config_get(self, key: str) -> str | None:
+        """The value of ``key`` in the repository's local config (.git/config) only, or None when unset there."""
+        status, out, err = self._git("config", "--local", "--get", key, check=False)
+        if status == 0:
+            return out.rstrip("\n")
+        if status == 1:
+            return None
+        raise GitRepoError(f"{self.path}: git config --local --get {key} failed ({status}): {err.strip()}")
+
+    def config_set(self, key: str, value: str) -> None:
+        """Set ``key`` in the repository's local config; user and system config are never touched."""
+        self._git("config", "--local", "--replace-all", key, value)
+
+    def config_unset(self, key: str) -> None:
+        """Remove ``key`` from the repository's local config (no error when it was not set)."""
+        status, _, err = self._git("config", "--local", "--unset-all", key, check=False)
+        if status not in (0, 5):  # 5: the key was not set
+            raise GitRepoError(f"{self.path}: git config --local --unset-all {key} failed ({status}): {err.strip()}")
+
+    def worktrees(self) -> list[WorktreeInfo]:
+        """Every working tree of the repository (the main one first), from ``git worktree list --porcelain``."""
+        out = self._git("worktree", "list", "--porcelain", "-z")[1]
+        found: list[WorktreeInfo] = []
+        fields: dict[str, str] = {}
+        for line in [*out.split("\0"), ""]:
+            if line:
+                key, _, value = line.partition(" ")
+                fields[key] = value
+                continue
+            if "worktree" in fields:
+                branch = fields.get("branch")
+                found.append(
+                    WorktreeInfo(
+                        path=Path(fields["worktree"]),
+                        head=fields.get("HEAD"),
+                        branch=branch.removeprefix("refs/heads/") if branch else None,
+                        locked=fields.get("locked"),
+                        prunable="prunable" in fields,
+                        bare="bare" in fields,
+                    )
+                )
+            fields = {}
+        return found
+
+    def worktree_add(self, path: Path, branch: str) -> None:
+        """Check out the existing branch ``branch`` in a new linked worktree at ``path``."""
+        self._git("worktree", "add", "--quiet", "--end-of-options", str(path), branch)
+
+    def worktree_remove(self, path: Path, *, force: bool = False) -> None:
+        """Unregister and delete the linked worktree at ``path`` (a vanished directory is only unregistered).
+
+        Without ``force`` git refuses a worktree with uncommitted or untracked (non-ignored) files; with it the
+        files are deleted and a lock is overridden: commit or rescue the work first.
+        """
+        self._git("worktree", "remove", *(["--force", "--force"] if force else []), "--end-of-options", str(path))
+
+    def commits_between(self, base: str, head: str) -> list[tuple[str, str, str]]:
+        """Commits reachable from ``head`` but not ``base``, oldest first: (sha, committer date ISO 8601, message)."""
+        out = self._git("log", "-z", "--reverse", "--format=%H%n%cI%n%B", f"{base}..{head}", "--")[1]
+        commits: list[tuple[str, str, str]] = []
+        for record in out.split("\0"):
+            if record.strip():
+                sha, at, message = [*record.split("\n", 2), "", ""][:3]
+                commits.append((sha, at, message.strip()))
+        return commits
+
+    def commit_info(self, sha: str) -> tuple[str, str, str]:
+        """(full sha, committer date ISO 8601, message) of one commit."""
+        out = self._git("log", "-1", "-z", "--format=%H%n%cI%n%B", "--end-of-options", sha, "--")[1]
+        full, at, message = [*out.rstrip("\0").split("\n", 2), "", ""][:3]
+        return full, at, message.strip()
+
+    def branches_at(self, sha: str) -> list[str]:
+        """The local branches whose tip is ``sha``, sorted."""
+        out = self._out("for-each-ref", "--format=%(refname:short)", f"--points-at={sha}", "refs/heads/")
+        return sorted(line for line in out.splitlines() if line)
+
+    def merge_tree_conflicts(self, a: str, b: str) -> list[str]:
+        """The paths that merging ``a`` and ``b`` would leave in conflict (empty: they merge cleanly), sorted.
+
+        ``git merge-tree --write-tree`` (git >= 2.38) merges in memory: no worktree, index or ref changes; only
+        unreferenced tree objects are written, which a later gc reclaims.
+        """
+        status, out, err = self._git(
+            "merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", "--end-of-options", a, b, check=False
+        )
+        if status not in (0, 1):
+            raise GitRepoError(f"{self.path}: git merge-tree {a} {b} failed ({status}): {err.strip()}")
+        names = out.split("\0")[1:]  # the tree's oid comes first, then the conflicted paths, then an empty field
+        return sorted(set(names[: names.index("")] if "" in names else names)) if status == 1 else []
+
+    def operation_in_progress(self) -> str | None:
+        """``rebase``, ``merge``, ``cherry-pick`` or ``revert`` when one was stopped (a conflict, a crash)."""
+        markers = {
+            "rebase": ("rebase-merge", "rebase-apply"),
+            "merge": ("MERGE_HEAD",),
+            "cherry-pick": ("CHERRY_PICK_HEAD",),
+            "revert": ("REVERT_HEAD",),
+        }
+        for operation, names in markers.items():
+            for name in names:
+                if (self.path / self._out("rev-parse", "--git-path", name)).exists():
+                    return operation
+        return None
+
+    def abort_operation(self) -> str | None:
+        """Abort a stopped rebase, merge, cherry-pick or revert (back to where it started); returns which one."""
+        operation = self.operation_in_progress()
+        if operation is not None:
+            self._git(operation, "--abort")
+        return operation
+
+    def rebase(
+        self,
+        onto: str,
+        author_name: str = DEFAULT_AUTHOR_NAME,
+        author_email: str = DEFAULT_AUTHOR_EMAIL,
+    ) -> RebaseOutcome:
+        """Rebase the checked-out branch onto ``onto``; on a conflict, report the paths and abort.
+
+        The checkout must be clean. After a conflict the branch, index and files are as before the call.
+        Rewritten commits get the given committer identity; autostash and ref updates are off whatever the
+        user's config says.
+        """
+        env = {**identity_env(author_name, author_email), "GIT_EDITOR": "true"}
+        status, out, err = self._git(
+            "-c", "rebase.autoStash=false", "-c", "rebase.updateRefs=false",
+            "rebase", "--quiet", "--end-of-options", onto, env=env, check=False,
+        )  # fmt: skip
+        if status == 0:
+            return RebaseOutcome(ok=True, conflicts=(), stopped_at=None)
+        if self.operation_in_progress() != "rebase":
+            raise GitRepoError(f"{self.path}: git rebase {onto} failed ({status}): {err.strip() or out.strip()}")
+        unmerged = self._git("diff", "--name-only", "--diff-filter=U", "-z")[1]
+        conflicts = tuple(sorted({name for name in unmerged.split("\0") if name}))
+        stopped = self._git("rev-parse", "--quiet", "--verify", "REBASE_HEAD", check=False)[1].strip() or None
+        self._git("rebase", "--abort")
+        if not conflicts:
+            raise GitRepoError(f"{self.path}: git rebase {onto} stopped without a conflict: {err.strip()}")
+        return RebaseOutcome(ok=False, conflicts=conflicts, stopped_at=stopped)
+
+
+@dataclass(frozen=True)
+class WorktreeInfo:
+    """One entry of ``git worktree list``: ``branch`` is a short name (None when detached or bare)."""
+
+    path: Path
+    head: str | None
+    branch: str | None
+    locked: str | None  # the reason ("" when locked without one), None when not locked
+    prunable: bool
+    bare: bool = False
+
+
+@dataclass(frozen=True)
+class RebaseOutcome:
+    ok: bool
+    conflicts: tuple[str, ...]  # paths in conflict where the rebase stopped (empty when ok)
+    stopped_at: str | None  # the commit being replayed when it stopped
