@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -277,6 +278,28 @@ def test_bwrap_command_line_has_the_confinement_flags(tmp_path: Path) -> None:
     assert command.index("--tmpfs") < command.index("--bind")  # the worktree stays visible under the private /tmp
     assert command[command.index("--bind") + 1 : command.index("--bind") + 3] == [root, root]
     assert command[-3:] == ["--", "pytest", "-q"]
+
+
+@needs_bwrap
+def test_bwrap_keeps_programs_under_tmp_visible_read_only(tmp_path: Path) -> None:
+    tools = Path(tempfile.mkdtemp(prefix="conveyor-tools-", dir="/tmp"))  # e.g. a checkout's venv under /tmp
+    try:
+        program = tools / "bin" / "hello"
+        program.parent.mkdir()
+        program.write_text("#!/bin/sh\necho hello from /tmp\n")
+        program.chmod(0o755)
+        worktree = tmp_path / "wt"
+        worktree.mkdir()
+        command = bwrap_command("bwrap", [str(program)], workdir=worktree, search_path=f"{tools / 'bin'}:/usr/bin")
+        bound = command.index("--ro-bind", command.index("--ro-bind") + 1)
+        assert command[bound + 1 : bound + 3] == [str(tools), str(tools)]
+        assert command.index("--tmpfs") < bound < command.index("--bind")
+        result = BwrapSandbox().run([str(program)], cwd=worktree, timeout_s=10)
+        assert result.ok and "hello from /tmp" in result.output
+        written = BwrapSandbox().run(["sh", "-c", f"touch {tools}/x"], cwd=worktree, timeout_s=10)
+        assert not (tools / "x").exists() and not written.ok  # visible, never writable
+    finally:
+        shutil.rmtree(tools)
 
 
 # -- choosing --------------------------------------------------------------------------------------------------

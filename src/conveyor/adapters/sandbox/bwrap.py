@@ -22,8 +22,33 @@ from conveyor.adapters.sandbox.local import find_executable, run_process
 from conveyor.domain.command import CommandResult
 
 
-def bwrap_command(bwrap: str, argv: Sequence[str], *, workdir: Path, writable: Sequence[Path] = ()) -> list[str]:
-    """The bubblewrap command line that runs ``argv`` in ``workdir`` with only it (and ``writable``) writable."""
+def _tmp_tops(argv: Sequence[str], search_path: str | None) -> list[str]:
+    """The /tmp/<name> folders holding the program or a PATH directory: the private /tmp would hide them."""
+    candidates = [p for p in (search_path or "").split(os.pathsep) if p]
+    if argv and os.sep in argv[0]:
+        candidates.append(str(Path(argv[0]).parent))
+    tops: list[str] = []
+    for candidate in candidates:
+        parts = Path(candidate).absolute().parts
+        if len(parts) > 2 and parts[1] == "tmp":
+            top = str(Path("/", *parts[1:3]))
+            if top not in tops and Path(top).exists():
+                tops.append(top)
+    return tops
+
+
+def bwrap_command(
+    bwrap: str,
+    argv: Sequence[str],
+    *,
+    workdir: Path,
+    writable: Sequence[Path] = (),
+    search_path: str | None = None,
+) -> list[str]:
+    """The bubblewrap command line that runs ``argv`` in ``workdir`` with only it (and ``writable``) writable.
+
+    Programs and PATH directories under /tmp (a checkout or virtual environment there) stay visible, read-only.
+    """
     root = str(workdir.resolve())
     command = [
         bwrap,
@@ -32,6 +57,8 @@ def bwrap_command(bwrap: str, argv: Sequence[str], *, workdir: Path, writable: S
         "--proc", "/proc",
         "--tmpfs", "/tmp",  # noqa: S108 - a private, empty /tmp inside the sandbox
     ]  # fmt: skip
+    for top in _tmp_tops(argv, search_path):
+        command += ["--ro-bind", top, top]
     for path in (workdir, *writable):  # after --tmpfs /tmp, so a worktree under /tmp stays visible
         resolved = str(path.resolve())
         command += ["--bind", resolved, resolved]
@@ -81,7 +108,9 @@ class BwrapSandbox:
                 error=f"cannot start {argv[0]!r}: no such executable",
                 sandbox=self.name,
             )
-        command = bwrap_command(self.bwrap, argv, workdir=cwd, writable=self.writable)
+        command = bwrap_command(
+            self.bwrap, argv, workdir=cwd, writable=self.writable, search_path=final_env.get("PATH")
+        )
         return run_process(
             command, argv=argv, cwd=cwd, timeout_s=timeout_s, env=final_env, output_cap=output_cap, sandbox=self.name
         )
