@@ -21,28 +21,14 @@ from conveyor.adapters.agents.roles.base import REPAIR_FIELD, RoleCall
 from conveyor.domain.agent import AgentRole, ErrorKind
 from conveyor.domain.models import DEFAULT_MODELS
 from conveyor.domain.roles import Plan, ReviewDecision, ReviewVerdict, RoleOutputError
-from conveyor.domain.ticket import ModelTier, Ticket
+from conveyor.domain.ticket import ModelTier
 from conveyor.ports import AgentBackend
 from conveyor.services.agents import agent_backend
 from conveyor.settings import load_settings
 from tests.support.anthropic_stub import AnthropicStub, ManualClock, RecordedRequest, Reply
-from tests.support.role_answers import chat_answer, todo_plan
+from tests.support.role_answers import DIFF, PRD, TICKET, chat_answer, todo_plan
 
 RUN_ID = "RUN-20260301-1000"
-TICKET = Ticket(
-    id="APP-FEAT-007",
-    title="Add the /health endpoint",
-    description="Expose service health for the load balancer.",
-    acceptance_criteria=("GET /health returns 200 with {'status': 'ok'}",),
-)
-DIFF = """diff --git a/src/app/health.py b/src/app/health.py
---- a/src/app/health.py
-+++ b/src/app/health.py
-@@ -0,0 +1,2 @@
-+def health():
-+    return {"status": "ok"}  # UNIQUE-DIFF-MARKER
-"""
-PRD = "# Product\n\nUNIQUE-PRD-MARKER: a todo app with login and sharing.\n"
 PLAN = todo_plan()
 VERDICT: dict[str, Any] = {
     "decision": "request-changes",

@@ -19,6 +19,7 @@ from conveyor.domain.command import CommandResult
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.qa import NO_GATES_NOTE, GateOutcome, QAReport, log_file_stems, tail_text
 from conveyor.ports import Sandbox
+from tests.support.processes import no_process_running, process_gone
 
 BWRAP_PROBLEM = bwrap_problem()
 needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=f"bubblewrap does not work here: {BWRAP_PROBLEM}")
@@ -48,34 +49,6 @@ def worktree(tmp_path: Path) -> Path:
 @pytest.fixture
 def log_dir(tmp_path: Path) -> Path:
     return tmp_path / "automations" / "runs" / "RUN-20260101-0000" / "logs" / "qa" / "CV-QA-001"
-
-
-def _gone(pid: int, *, within_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            return True
-        if state in {"Z", "X"}:
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _no_process_running(marker: str, *, within_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        running = False
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                running = running or marker in cmdline.read_text(errors="replace")
-            except OSError:
-                continue
-        if not running:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # -- running gates -------------------------------------------------------------------------------------------
@@ -171,9 +144,9 @@ def test_a_timeout_kills_the_gate_and_its_children(sandbox: Sandbox, worktree: P
     assert "## Gate `slow` failed: timed out after 1 s" in report.feedback()
     child = int((worktree / "child.pid").read_text())
     if sandbox.name == "none":
-        assert _gone(child), f"the gate's child sleep {child} survived the timeout"
+        assert process_gone(child), f"the gate's child sleep {child} survived the timeout"
     else:  # inside bwrap the pid is the namespace's; the namespace dies with its init
-        assert _no_process_running("31.337"), "a sleep inside bwrap survived the timeout"
+        assert no_process_running("31.337"), "a sleep inside bwrap survived the timeout"
 
 
 @pytest.mark.parametrize("sandbox", _sandboxes())

@@ -50,25 +50,11 @@ from conveyor.domain.roles import (
     RoleOutputError,
     review_scope,
 )
-from conveyor.domain.ticket import ModelTier, Ticket
+from conveyor.domain.ticket import ModelTier
 from tests.adapters.test_dspy_lm import ListBackend, chat_answer, message_texts
-from tests.support.role_answers import todo_plan
+from tests.support.role_answers import DIFF, PRD, TICKET, todo_plan
 
 RUN_ID = "RUN-20250102-0304"
-TICKET = Ticket(
-    id="APP-FEAT-007",
-    title="Add the /health endpoint",
-    description="Expose service health for the load balancer.",
-    acceptance_criteria=("GET /health returns 200 with {'status': 'ok'}",),
-)
-DIFF = """diff --git a/src/app/health.py b/src/app/health.py
---- a/src/app/health.py
-+++ b/src/app/health.py
-@@ -0,0 +1,3 @@
-+def health():
-+    return {"status": "ok"}  # UNIQUE-DIFF-MARKER
-"""
-PRD = "# Product\n\nUNIQUE-PRD-MARKER: a todo app with login and sharing.\n"
 
 PLAN = todo_plan()
 VERDICT = {

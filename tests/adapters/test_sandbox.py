@@ -22,6 +22,7 @@ from conveyor.adapters.sandbox.local import LocalSandbox, cap_output
 from conveyor.adapters.sandbox.select import bwrap_problem, select_sandbox
 from conveyor.domain.errors import ConveyorError
 from conveyor.ports import Sandbox
+from tests.support.processes import no_process_running, process_gone
 
 BWRAP_PROBLEM = bwrap_problem()
 needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=f"bubblewrap does not work here: {BWRAP_PROBLEM}")
@@ -47,20 +48,6 @@ def listening_port() -> Iterator[int]:
         yield int(server.getsockname()[1])
     finally:
         server.close()
-
-
-def _gone(pid: int, *, within_s: float = 3.0) -> bool:
-    """True when ``pid`` is no longer running (absent, or a zombie nobody reaped yet)."""
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            return True
-        if state in {"Z", "X"}:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # -- the environment -------------------------------------------------------------------------------------------
@@ -164,24 +151,9 @@ def test_timeout_kills_the_whole_process_group(sandbox: Sandbox, worktree: Path)
     assert "timed out" in result.output
     child = int((worktree / "child.pid").read_text())
     if sandbox.name == "none":  # inside bwrap the pid is the namespace's; the namespace dies with its init
-        assert _gone(child), f"the child sleep {child} survived the timeout"
+        assert process_gone(child), f"the child sleep {child} survived the timeout"
     else:
-        assert _no_process_running("29.137"), "a sleep inside bwrap survived the timeout"
-
-
-def _no_process_running(marker: str, *, within_s: float = 3.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        running = False
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                running = running or marker in cmdline.read_text(errors="replace")
-            except OSError:
-                continue
-        if not running:
-            return True
-        time.sleep(0.05)
-    return False
+        assert no_process_running("29.137"), "a sleep inside bwrap survived the timeout"
 
 
 @pytest.mark.parametrize("sandbox", _sandboxes())

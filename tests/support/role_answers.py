@@ -7,6 +7,24 @@ import copy
 import json
 from typing import Any
 
+from conveyor.domain.ticket import Ticket
+
+# A ticket, its diff and a PRD for the reviewer and planner; the markers prove the text reached the prompt.
+TICKET = Ticket(
+    id="APP-FEAT-007",
+    title="Add the /health endpoint",
+    description="Expose service health for the load balancer.",
+    acceptance_criteria=("GET /health returns 200 with {'status': 'ok'}",),
+)
+DIFF = """diff --git a/src/app/health.py b/src/app/health.py
+--- a/src/app/health.py
++++ b/src/app/health.py
+@@ -0,0 +1,2 @@
++def health():
++    return {"status": "ok"}  # UNIQUE-DIFF-MARKER
+"""
+PRD = "# Product\n\nUNIQUE-PRD-MARKER: a todo app with login and sharing.\n"
+
 _TODO_PLAN: dict[str, Any] = {
     "tickets": [
         {
