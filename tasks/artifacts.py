@@ -7,6 +7,10 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+# The artifact helpers return a coroutine when called from async code (Prefect's async_dispatch): the sinks are
+# called from the async execution loop too, and always want the call done.
+_SYNC: dict[str, Any] = {"_sync": True}
+
 
 def artifact_key(repo_slug: str, what: str) -> str:
     """Artifact keys are global in a workspace: ``<repo-slug>-<what>``, lower-case letters, digits and dashes."""
@@ -15,7 +19,25 @@ def artifact_key(repo_slug: str, what: str) -> str:
 
 class PrefectArtifacts:
     def table(self, key: str, rows: list[dict[str, Any]], description: str) -> None:
-        create_table_artifact(key=key, table=rows, description=description)
+        create_table_artifact(key=key, table=rows, description=description, **_SYNC)
 
     def markdown(self, key: str, markdown: str, description: str) -> None:
-        create_markdown_artifact(key=key, markdown=markdown, description=description)
+        create_markdown_artifact(key=key, markdown=markdown, description=description, **_SYNC)
+
+
+class ProgressArtifact:
+    """Loop progress in the UI: one progress artifact, created once and updated as tickets finish."""
+
+    def __init__(self, key: str, description: str) -> None:
+        from uuid import UUID
+
+        from prefect.artifacts import create_progress_artifact
+
+        created: Any = create_progress_artifact(progress=0.0, key=key, description=description, **_SYNC)
+        self._id: UUID | None = created if isinstance(created, UUID) else None
+
+    def update(self, percent: float) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        if self._id is not None:
+            update_progress_artifact(self._id, progress=max(0.0, min(100.0, percent)), **_SYNC)

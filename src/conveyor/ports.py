@@ -1,7 +1,7 @@
 """Ports: the Protocols services depend on, implemented by adapters (and by the Prefect layer).
 
-Only what built code uses lives here; the git, forge, human-gate, event, artifact and limiter ports arrive
-with the capabilities that need them (ARCHITECTURE.md §1).
+Only what built code uses lives here (ARCHITECTURE.md §1); the limiter port arrives with the capability that
+needs it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from conveyor.domain.agent import AgentRequest, AgentResult
 from conveyor.domain.command import CommandResult
+from conveyor.domain.merge import MergeOutcome, MergeRequest
 
 
 class Clock(Protocol):
@@ -72,3 +73,34 @@ class NoArtifacts:
 
     def markdown(self, key: str, markdown: str, description: str) -> None:
         self.published[key] = markdown
+
+
+class EventSink(Protocol):
+    """Where transitions are announced for automations to react to (Prefect events; nowhere outside Prefect)."""
+
+    def emit(self, event: str, *, resource: dict[str, str], payload: dict[str, Any]) -> None: ...
+
+
+class NoEvents:
+    """An EventSink that keeps what it was given (outside Prefect, and in tests)."""
+
+    def __init__(self) -> None:
+        self.emitted: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+
+    def emit(self, event: str, *, resource: dict[str, str], payload: dict[str, Any]) -> None:
+        self.emitted.append((event, resource, payload))
+
+
+class Forge(Protocol):
+    """Where a ready ticket branch is integrated into main (ARCHITECTURE.md §4): local, later github."""
+
+    @property
+    def name(self) -> str: ...
+
+    def integrate(self, request: MergeRequest) -> MergeOutcome: ...
+
+    def revert(self, commit: str, message: str) -> str: ...
+
+    def merged_commit(self, ticket_id: str) -> str | None: ...
+
+    def push_main(self) -> bool: ...

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     on_escalation: EscalationPolicy = EscalationPolicy.PAUSE
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     quality_gates: list[GateCommand] = Field(default_factory=list)
+    ops: list[GateCommand] = Field(default_factory=list)
+    on_decline: str = "replan"
     git: GitSpec = Field(default_factory=GitSpec)
     forge: str = "local"
     approvals: ApprovalSpec = Field(default_factory=ApprovalSpec)

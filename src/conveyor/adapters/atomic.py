@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from conveyor.adapters.crash import crash_point
+
 
 def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,6 +27,7 @@ def write_bytes(path: Path, data: bytes) -> None:
             tmp.chmod(path.stat().st_mode & 0o777)
         else:
             tmp.chmod(0o644)
+        crash_point("atomic-write")
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)

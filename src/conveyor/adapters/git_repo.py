@@ -309,6 +309,64 @@ class GitRepo:
         names = out.split("\0")[1:]  # the tree's oid comes first, then the conflicted paths, then an empty field
         return sorted(set(names[: names.index("")] if "" in names else names)) if status == 1 else []
 
+    def run_git(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """Run one git command (GitRepoError when it fails) and return its stdout."""
+        return self._git(*args, env=env)[1]
+
+    def tree_of(self, ref: str) -> str:
+        return self._out("rev-parse", "--verify", f"{ref}^{{tree}}")
+
+    def merge_tree(self, a: str, b: str) -> tuple[str | None, list[str]]:
+        """Merge ``a`` and ``b`` in memory: (the merged tree, []) or (None, the conflicted paths)."""
+        status, out, err = self._git(
+            "merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", "--end-of-options", a, b, check=False
+        )
+        if status not in (0, 1):
+            raise GitRepoError(f"{self.path}: git merge-tree {a} {b} failed ({status}): {err.strip()}")
+        fields = out.split("\0")
+        if status == 0:
+            return fields[0].strip(), []
+        names = fields[1:]
+        return None, sorted(set(names[: names.index("")] if "" in names else names))
+
+    def commit_tree(
+        self,
+        tree: str,
+        parents: list[str],
+        message: str,
+        author_name: str = DEFAULT_AUTHOR_NAME,
+        author_email: str = DEFAULT_AUTHOR_EMAIL,
+    ) -> str:
+        """A commit object for ``tree`` with ``parents``; no ref moves."""
+        args = ["commit-tree", tree]
+        for parent in parents:
+            args += ["-p", parent]
+        return self._out(*args, "-m", message, env=identity_env(author_name, author_email))
+
+    def reset_keep(self, sha: str) -> None:
+        """Move the checked-out branch to ``sha``, updating only files that differ; local changes elsewhere stay.
+
+        Refused (GitRepoError, nothing changed) when a file with local changes would have to change.
+        """
+        self._git("reset", "--quiet", "--keep", sha)
+
+    def diff_text(self, base: str, head: str = "HEAD", *, paths: list[str] | None = None) -> str:
+        return self._git("diff", "--no-color", "--no-ext-diff", base, head, "--", *(paths or []))[1]
+
+    def commits_matching(self, ref: str, pattern: str) -> list[str]:
+        """Shas of commits reachable from ``ref`` with a message line matching ``pattern`` (ERE), newest first."""
+        out = self._out("log", "--format=%H", "--extended-regexp", f"--grep={pattern}", ref, "--")
+        return [line for line in out.splitlines() if line]
+
+    def has_remote(self, name: str) -> bool:
+        return name in self._out("remote").split()
+
+    def fetch(self, remote: str) -> None:
+        self._git("fetch", "--quiet", remote)
+
+    def push(self, remote: str, refspec: str) -> None:
+        self._git("push", "--quiet", remote, refspec)
+
     def operation_in_progress(self) -> str | None:
         """``rebase``, ``merge``, ``cherry-pick`` or ``revert`` when one was stopped (a conflict, a crash)."""
         markers = {

@@ -141,6 +141,16 @@ class BuildSpec(_Spec):
     quality_gates: list[GateCommand] = Field(
         default_factory=list, description="QA gates the loop runs itself in each ticket's worktree, in order."
     )
+    ops: list[GateCommand] = Field(
+        default_factory=list,
+        description="Ops step: commands run on main after each merge (smoke test, deploy script); a failure "
+        "reverts the merge and files a remediation ticket.",
+    )
+    on_decline: str = Field(
+        "replan",
+        description="Three completions in a row, each with a lower reward than the one before: replan (the "
+        "planner re-plans the remaining tickets) or halt (stop for a person).",
+    )
     git: GitSpec = Field(default_factory=GitSpec, description="Git model.")
     forge: str = Field("local", description="Where merges happen: local (default) or github.")
     approvals: ApprovalSpec = Field(default_factory=ApprovalSpec, description="Human approvals.")
@@ -151,6 +161,13 @@ class BuildSpec(_Spec):
     def _prefix(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Z][A-Z0-9]*", value):
             raise ValueError(f"task_prefix {value!r} must be upper-case letters and digits, e.g. MS")
+        return value
+
+    @field_validator("on_decline")
+    @classmethod
+    def _decline(cls, value: str) -> str:
+        if value not in {"replan", "halt"}:
+            raise ValueError(f"on_decline {value!r} is not one of: replan, halt")
         return value
 
     @field_validator("forge")

@@ -1,0 +1,1 @@
+"""Forges: where ready ticket branches are integrated (ARCHITECTURE.md §4)."""

@@ -1,0 +1,43 @@
+"""The HumanGate of one ticket (issue 5 §5): its delivery subflow pauses with a typed RunInput form.
+
+Other tickets go on meanwhile (async subflows). The answer comes from the Prefect UI or ``conveyor answer``;
+the server validates it against the form's schema before the run resumes. Nobody answering in time returns
+None, and the caller applies build-spec ``on_escalation``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+from prefect import pause_flow_run
+from prefect.exceptions import FlowPauseTimeout
+from prefect.input import RunInput
+from pydantic import Field
+
+TicketAction = Literal["retry", "grant_budget", "skip", "defer", "approve", "abort"]
+
+
+class TicketDecision(RunInput):
+    """A person's answer for a blocked, escalated or approval-waiting ticket."""
+
+    action: TicketAction = Field(
+        description=(
+            "retry: back to the implementer with the guidance below (the iteration count starts again); "
+            "grant_budget: raise this ticket's cap to 'budget_usd' and retry; "
+            "skip: drop the ticket (dependents may start); defer: move it to the deferred list with the reason; "
+            "approve: allow a ticket that needs approval to merge; abort: stop the whole run."
+        )
+    )
+    guidance: str = Field("", description="retry / grant_budget: what the implementer should do differently.")
+    budget_usd: float | None = Field(None, gt=0, description="grant_budget: the ticket's new cap in USD.")
+    reason: str = Field("", description="skip / defer / abort: why, recorded with the ticket.")
+
+
+async def ask_ticket_decision(description: str, timeout_s: float, poll_s: int = 2) -> TicketDecision | None:
+    form = TicketDecision.with_initial_data(description=description)
+    try:
+        paused: Any = pause_flow_run(wait_for_input=form, timeout=max(1, round(timeout_s)), poll_interval=poll_s)
+        answer = cast(TicketDecision, await paused)
+    except FlowPauseTimeout:
+        return None
+    return answer
