@@ -31,6 +31,7 @@ def _name() -> str:
 
 async def _decide(ws: Workspace, ticket_id: str, question: str, interactive: bool, timeout_s: float) -> Next:
     logger = get_run_logger()
+    ws.tracker.ask(ticket_id, question)
     if not interactive:
         return apply_policy(ws, ticket_id, ws.settings.on_escalation, timed_out=False)
     logger.warning("%s waits for a person: %s (answer in the UI or with `conveyor answer`)", ticket_id, question)

@@ -41,6 +41,7 @@ from conveyor.settings import Settings, load_settings
 from flows.deliver_ticket import deliver_ticket
 from tasks.artifacts import PrefectArtifacts, ProgressArtifact, artifact_key
 from tasks.events import PrefectEvents
+from tasks.ticket_gate import ask_run_budget
 
 BetweenTickets = Callable[[Workspace, str], None]
 _hooks: list[BetweenTickets] = []
@@ -83,6 +84,7 @@ class _Loop:
         self.outcome = RunOutcome(run_id=ws.run_id, backend=ws.backend_label)
         self.running: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self.rewards: list[float] = []
+        self.waiting: set[str] = set()  # held tickets whose subflow returned without a decision this run
         self.sink = PrefectArtifacts()
         self.progress = ProgressArtifact(artifact_key(slug, "progress"), f"Execution loop {ws.run_id} of {slug}")
         self.logger = get_run_logger()
@@ -98,8 +100,18 @@ class _Loop:
         self.running[ticket_id] = asyncio.ensure_future(coro)
 
     def _resumable(self) -> list[Ticket]:
-        """Tickets under way (a resumed run, or sent back by the merge queue) that no subflow is delivering."""
-        return [t for t in self.ws.tracker.backlog.running() if t.id not in self.running]
+        """Tickets under way (a resumed run, or sent back by the merge queue) that no subflow is delivering.
+
+        In an interactive run a held ticket (blocked, awaiting approval) is dispatched too, once: its subflow asks
+        the person again. Without anyone to answer it stays held for the policy, a TASKS.md edit or a later run.
+        """
+        found = []
+        for ticket in self.ws.tracker.backlog:
+            if ticket.id in self.running or ticket.id in self.waiting or ticket.state.is_terminal:
+                continue
+            if (ticket.is_held and self.interactive) or (ticket.state.is_active and not ticket.is_held):
+                found.append(ticket)
+        return found
 
     def _conflicts(self, a: Ticket, b: Ticket) -> bool:
         entry_a, entry_b = self.ws.worktrees.get(a.id), self.ws.worktrees.get(b.id)
@@ -133,6 +145,8 @@ class _Loop:
             mode = self._dispatch()
             if not self.running:
                 if mode is BudgetMode.FROZEN and self.ws.tracker.backlog.ready():
+                    if await self._budget_answered():
+                        continue
                     self.outcome.stopped = "budget frozen: the projected cost is over the cap; no new tickets start"
                     self.ws.tracker.run_blocker(self.outcome.stopped)
                     return
@@ -151,10 +165,31 @@ class _Loop:
                     await self._abort(ticket_id, result)
                     return
 
+    async def _budget_answered(self) -> bool:
+        """A frozen budget pauses the whole run for a person (interactive runs); True when the cap was raised."""
+        if not self.interactive:
+            return False
+        position = self.ws.tracker.position()
+        question = (
+            f"Budget frozen: projected ${position.projected_usd:.4f} is {position.percent:.0f} % of the "
+            f"${position.cap_usd:.2f} cap; no new ticket starts. Raise the cap or stop."
+        )
+        self.logger.warning("%s (answer in the UI or with `conveyor answer run`)", question)
+        answer = await ask_run_budget(question, self.timeout_s)
+        if answer is None or answer.action == "stop" or answer.new_cap_usd is None:
+            return False
+        with self.ws.tracker.lock:
+            caps = self.ws.tracker.ledger.caps.model_copy(update={"run_usd": answer.new_cap_usd})
+            self.ws.tracker.ledger = self.ws.tracker.ledger.model_copy(update={"caps": caps})
+        self.outcome.notes.append(f"budget cap raised to ${answer.new_cap_usd:.2f} by a person")
+        return True
+
     async def _finished(self, ticket_id: str, result: dict[str, Any]) -> Next:
         status = result["status"]
         if status == Next.ABORT.value:
             return Next.ABORT
+        if status == Next.WAIT.value:
+            self.waiting.add(ticket_id)
         if status == "ready":
             merged = await asyncio.to_thread(integrate, self.ws, ticket_id, result["qa_tree"])
             if merged.status is IntegrationStatus.MERGED and merged.commit:

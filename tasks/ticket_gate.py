@@ -41,3 +41,23 @@ async def ask_ticket_decision(description: str, timeout_s: float, poll_s: int = 
     except FlowPauseTimeout:
         return None
     return answer
+
+
+class RunBudgetDecision(RunInput):
+    """A person's answer when the run's budget is frozen (projected cost over the cap): no new ticket starts."""
+
+    action: Literal["raise_cap", "stop"] = Field(
+        description="raise_cap: continue with the cap in 'new_cap_usd'; stop: end the run (work so far is kept)."
+    )
+    new_cap_usd: float | None = Field(None, gt=0, description="raise_cap: the new run cap in USD.")
+
+
+async def ask_run_budget(description: str, timeout_s: float, poll_s: int = 2) -> RunBudgetDecision | None:
+    """Pause the execution loop's own flow run (the whole run) with the budget form."""
+    form = RunBudgetDecision.with_initial_data(description=description)
+    try:
+        paused: Any = pause_flow_run(wait_for_input=form, timeout=max(1, round(timeout_s)), poll_interval=poll_s)
+        answer = cast(RunBudgetDecision, await paused)
+    except FlowPauseTimeout:
+        return None
+    return answer

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -30,7 +30,7 @@ from tests.flows.loop_support import TICKETS, log_subjects, run_loop, textkit
 class RecordingEvents(PrefectEvents):
     """The real Prefect events, and a copy of what was emitted for the assertions."""
 
-    emitted: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+    emitted: ClassVar[list[tuple[str, dict[str, str], dict[str, Any]]]] = []
 
     def emit(self, event: str, *, resource: dict[str, str], payload: dict[str, Any]) -> None:
         super().emit(event, resource=resource, payload=payload)
@@ -41,12 +41,9 @@ class RecordingEvents(PrefectEvents):
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], list[Any]]:
     repo = textkit(tmp_path_factory.mktemp("loop"))
     RecordingEvents.emitted = []
-    original = loop_module.PrefectEvents
-    loop_module.PrefectEvents = RecordingEvents  # type: ignore[misc]
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop_module, "PrefectEvents", RecordingEvents)
         result = run_loop(repo)
-    finally:
-        loop_module.PrefectEvents = original  # type: ignore[misc]
     return repo, result, list(RecordingEvents.emitted)
 
 

@@ -124,12 +124,15 @@ def run(
 
 @app.command()
 def answer(
-    ticket: Annotated[str, typer.Argument(help="The held ticket, e.g. TK-FEAT-001.")],
-    action: Annotated[str, typer.Option("--action", "-a", help="retry|grant_budget|skip|defer|approve|abort")],
+    ticket: Annotated[str, typer.Argument(help="The held ticket (e.g. TK-FEAT-001), or the run id (budget pause).")],
+    action: Annotated[
+        str, typer.Option("--action", "-a", help="retry|grant_budget|skip|defer|approve|abort; run: raise_cap|stop")
+    ],
     repo: Annotated[Path, typer.Option("--repo", "-C", help="The target repository.")] = Path(),
     guidance: Annotated[str, typer.Option("--guidance", help="retry: what to do differently.")] = "",
     budget: Annotated[float | None, typer.Option("--budget-usd", help="grant_budget: the new cap.")] = None,
     reason: Annotated[str, typer.Option("--reason", help="skip / defer / abort: why.")] = "",
+    cap: Annotated[float | None, typer.Option("--cap-usd", help="run raise_cap: the new run cap.")] = None,
 ) -> None:
     """Answer a paused ticket's form (the same form the Prefect UI shows)."""
     root = repo.resolve()

@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 TICKET_TRAILER = "Conveyor-Ticket"
+REVERT_TRAILER = "Conveyor-Reverts"
 RUN_TRAILER = "Conveyor-Run"
 
 
@@ -47,3 +48,15 @@ def squash_message(ticket_id: str, title: str, run_id: str) -> str:
 def trailer_pattern(ticket_id: str) -> str:
     """An extended regexp matching exactly the ticket's trailer line (not ``<id>-QA``'s)."""
     return f"^{TICKET_TRAILER}: {ticket_id}$"
+
+
+def revert_pattern(ticket_id: str) -> str:
+    return f"^{REVERT_TRAILER}: {ticket_id}$"
+
+
+def ticket_of(message: str) -> str | None:
+    """The ticket a squash commit's message names in its trailer."""
+    for line in message.splitlines():
+        if line.startswith(f"{TICKET_TRAILER}: "):
+            return line.split(": ", 1)[1].strip()
+    return None

@@ -162,7 +162,7 @@ def sync_with_origin(ws: Workspace) -> str | None:
             raise ConveyorError(f"sync with {upstream}: main and {upstream} conflict in {', '.join(conflicts)}")
         commit = git.commit_tree(
             merged,
-            [theirs, ours],
+            [ours, theirs],
             f"Merge {upstream} into {main}",
             ws.settings.git.bot_name,
             ws.settings.git.bot_email,

@@ -193,6 +193,15 @@ class Tracker:
             self.state = self.state.add_escalation(ticket_id, Escalation(at=now, reason=reason))
             self._write(now)
 
+    def ask(self, ticket_id: str, question: str) -> None:
+        """Make sure the ticket has an open escalation for ``question`` (the answer is recorded on it)."""
+        with self.lock:
+            if any(e.open for e in self.state.ticket(ticket_id).escalations):
+                return
+            now = self.clock()
+            self.state = self.state.add_escalation(ticket_id, Escalation(at=now, reason=question))
+            self._write(now)
+
     def answer(self, ticket_id: str, answer: str) -> None:
         with self.lock:
             now = self.clock()

@@ -22,7 +22,16 @@ from pathlib import Path
 
 from conveyor.adapters.crash import crash_point
 from conveyor.adapters.git_repo import GitRepo, GitRepoError
-from conveyor.domain.merge import MergeOutcome, MergeRequest, MergeStatus, squash_message, trailer_pattern
+from conveyor.domain.merge import (
+    REVERT_TRAILER,
+    MergeOutcome,
+    MergeRequest,
+    MergeStatus,
+    revert_pattern,
+    squash_message,
+    ticket_of,
+    trailer_pattern,
+)
 from conveyor.domain.tracking import TRACKING_FILES, TRACKING_PREFIXES, code_paths, is_tracking_path
 
 
@@ -40,8 +49,11 @@ class LocalForge:
         self.push_enabled = push
 
     def merged_commit(self, ticket_id: str) -> str | None:
-        found = GitRepo(self.repo).commits_matching(self.main_branch, trailer_pattern(ticket_id))
-        return found[0] if found else None
+        """The ticket's squash commit on main, unless a later commit reverted it (then it may merge again)."""
+        git = GitRepo(self.repo)
+        found = git.commits_matching(self.main_branch, trailer_pattern(ticket_id))
+        reverts = git.commits_matching(self.main_branch, revert_pattern(ticket_id))
+        return found[0] if len(found) > len(reverts) else None
 
     def integrate(self, request: MergeRequest) -> MergeOutcome:
         git = GitRepo(self.repo)
@@ -82,6 +94,9 @@ class LocalForge:
         """Undo ``commit`` (main's tip) with a new commit whose code is its parent's; tracking files as written."""
         git = GitRepo(self.repo)
         main = git.rev_parse(self.main_branch)
+        ticket = ticket_of(git.commit_info(commit)[2])
+        if ticket is not None:
+            message = f"{message.rstrip()}\n\n{REVERT_TRAILER}: {ticket}\n"
         tree = self._with_tracking_files(git, git.tree_of(f"{commit}^"))
         reverted = git.commit_tree(tree, [main], message, self.author_name, self.author_email)
         self._stage_tracking_files(git)

@@ -1,0 +1,191 @@
+"""Escalation, approvals, deadlock, budget and ops in the execution loop (issue 5 §1, §3, §5).
+
+Pauses are answered the way a person's client does it: ``resume_flow_run(id, run_input=...)`` against the same
+Prefect API, from another thread while the loop keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterState
+from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypeFilter
+from prefect.client.schemas.objects import StateType
+from prefect.flow_runs import resume_flow_run
+
+from conveyor.services.backlog_loader import load_backlog
+from tests.conftest import git
+from tests.flows.loop_support import edit_build_spec, edit_script, run_loop, textkit
+
+
+def _escalate_first(ticket_id: str) -> Any:
+    def change(script: dict[str, Any]) -> None:
+        for entry in script["entries"]:
+            if entry.get("role") == "implementer" and entry.get("ticket") == ticket_id:
+                entry["steps"].insert(0, {"status": "escalate", "commit": False, "notes": "Which word splitter?"})
+                return
+        raise AssertionError(f"no implementer entry for {ticket_id}")
+
+    return change
+
+
+def _commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+
+
+def _states(repo: Path) -> dict[str, str]:
+    return {t.id: t.state.value for t in load_backlog(repo).backlog}
+
+
+class Answerer(threading.Thread):
+    """Waits for a paused flow run named ``name`` and resumes it with ``answer`` (what the UI does)."""
+
+    def __init__(
+        self, name: str, answer: dict[str, Any], timeout_s: float = 120.0, *, once: Callable[[], bool] | None = None
+    ) -> None:
+        super().__init__(daemon=True)
+        self.once = once  # answer only once this holds too
+        self.name_ = name
+        self.answer = answer
+        self.timeout_s = timeout_s
+        self.answered_at: float | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:
+            self.error = exc
+
+    async def _run(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        async with get_client() as client:
+            while time.monotonic() < deadline:
+                runs = await client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(
+                        name=FlowRunFilterName(any_=[self.name_]),
+                        state=FlowRunFilterState(type=StateTypeFilter(any_=[StateType.PAUSED])),
+                    )
+                )
+                if runs and (self.once is None or self.once()):
+                    await resume_flow_run(runs[0].id, run_input=self.answer)  # type: ignore[misc]
+                    self.answered_at = time.monotonic()
+                    return
+                await asyncio.sleep(0.5)
+        raise TimeoutError(f"no paused run named {self.name_}")
+
+
+def test_escalation_pauses_one_ticket_while_the_others_go_on(tmp_path: Path) -> None:
+    repo = textkit(tmp_path)
+    edit_script(repo, _escalate_first("TK-FEAT-002"))
+    _commit_all(repo, "TK-FEAT-002 escalates first")
+    run_state = repo / "automations/run-state.json"
+
+    def other_ticket_done() -> bool:
+        # Answer only after TK-FEAT-001 finished: if the pause held up the whole run, this never happens.
+        return bool(json.loads(run_state.read_text())["tickets"]["TK-FEAT-001"]["status"] == "done")
+
+    answer = {"action": "retry", "guidance": "Use str.split(); lower-case the words."}
+    answerer = Answerer("TK-FEAT-002", answer, once=other_ticket_done)
+    answerer.start()
+    result = run_loop(repo, interactive=True, escalation_timeout_s=120)
+    answerer.join(5)
+    assert answerer.error is None
+    assert result["stopped"] == ""
+    assert set(_states(repo).values()) == {"done"}
+    state = json.loads((repo / "automations/run-state.json").read_text())
+    escalation = state["tickets"]["TK-FEAT-002"]["escalations"][0]
+    assert "Which word splitter?" in escalation["reason"]
+    assert escalation["answer"].startswith("retry")
+    feedback = (repo / "automations/runs" / result["run_id"] / "record/feedback/TK-FEAT-002.md").read_text()
+    assert "Use str.split()" in feedback
+
+
+def test_policy_defer_without_a_person_then_deadlock_is_reported(tmp_path: Path) -> None:
+    repo = textkit(tmp_path, on_escalation="defer")
+    edit_script(repo, _escalate_first("TK-FEAT-002"))
+    _commit_all(repo, "TK-FEAT-002 escalates")
+    result = run_loop(repo)
+    states = _states(repo)
+    assert states["TK-FEAT-001"] == "done"
+    assert states["TK-FEAT-002"] == "deferred"
+    assert states["TK-FEAT-003"] == "queued"
+    assert result["stopped"].startswith("deadlock")
+    assert "TK-FEAT-003" in result["stopped"]
+    deferred = (repo / "docs/reports/deferred/deferred-errors.md").read_text()
+    assert "## TK-FEAT-002" in deferred and "**Category:**" in deferred and "**Suggested approach:**" in deferred
+    assert "Which word splitter?" in deferred
+    # the deferral and the run's records are committed with the checkpoint
+    assert git(repo, "status", "--porcelain").strip() == ""
+
+
+def test_a_ticket_needing_approval_never_merges_without_it(tmp_path: Path) -> None:
+    repo = textkit(tmp_path)
+    queue_path = repo / "automations/run-queue.json"
+    queue = json.loads(queue_path.read_text())
+    for ticket in queue["tickets"]:
+        if ticket["id"] == "TK-FEAT-001":
+            ticket["approval_required"] = True
+    queue_path.write_text(json.dumps(queue, indent=2) + "\n")
+    _commit_all(repo, "TK-FEAT-001 needs approval")
+    result = run_loop(repo)  # nobody can answer: policy pause keeps it waiting
+    assert _states(repo)["TK-FEAT-001"] != "done"
+    assert git(repo, "log", "--format=%H", "-E", "--grep=^Conveyor-Ticket: TK-FEAT-001$", "main").strip() == ""
+    assert result["stopped"].startswith("deadlock")
+    assert "awaiting-approval" in result["stopped"]
+
+    answerer = Answerer("TK-FEAT-001", {"action": "approve", "reason": "looks right"})
+    answerer.start()
+    again = run_loop(repo, resume=True, interactive=True, escalation_timeout_s=120)
+    answerer.join(5)
+    assert answerer.error is None
+    assert again["stopped"] == ""
+    assert set(_states(repo).values()) == {"done"}
+
+
+def test_frozen_budget_starts_nothing(tmp_path: Path) -> None:
+    repo = textkit(tmp_path)
+    edit_build_spec(repo, budget={"cap_usd": 0.01})
+    _commit_all(repo, "tiny cap")
+    result = run_loop(repo)
+    assert result["stopped"].startswith("budget frozen")
+    assert result["merges"] == []
+    assert set(_states(repo).values()) == {"queued"}
+    assert not (repo / ".conveyor/worktrees").exists() or not any((repo / ".conveyor/worktrees").iterdir())
+
+
+def test_ops_failure_reverts_the_merge_and_files_a_remediation_ticket(tmp_path: Path) -> None:
+    repo = textkit(tmp_path, workers=1)
+    edit_build_spec(repo, ops=[{"name": "smoke", "argv": ["python", "-c", "raise SystemExit(3)"], "timeout_s": 30}])
+    _commit_all(repo, "an ops step that fails")
+    result = run_loop(repo)
+    states = _states(repo)
+    first = next(t for t in ("TK-FEAT-001", "TK-FEAT-002") if states[t] == "failed")
+    assert f"{first}-OPS" in states
+    merged = git(repo, "log", "--format=%H", "-E", f"--grep=^Conveyor-Ticket: {first}$", "main").split()
+    assert len(merged) == 1
+    revert = git(repo, "log", "--format=%H", "-F", f"--grep=Revert {first}: ops step smoke failed", "main").split()
+    assert len(revert) == 1
+    code_diff = git(repo, "diff", "--name-only", f"{merged[0]}^", revert[0]).split()
+    assert [p for p in code_diff if p.startswith(("src/", "tests/"))] == []
+    assert result["stopped"] != ""
+
+
+@pytest.mark.parametrize("workers", [8])
+def test_many_workers_still_respect_dependencies(tmp_path: Path, workers: int) -> None:
+    repo = textkit(tmp_path, workers=workers)
+    result = run_loop(repo)
+    assert result["stopped"] == ""
+    order = git(repo, "log", "--reverse", "--format=%s", "main").splitlines()
+    merged = [line.split(":")[0] for line in order if line.startswith("TK-")]
+    assert merged.index("TK-FEAT-003") > max(merged.index("TK-FEAT-001"), merged.index("TK-FEAT-002"))
+    assert merged[-1] == "TK-DOC-001"
