@@ -21,6 +21,7 @@ import builtins
 import functools
 from contextlib import AbstractContextManager
 
+from conveyor.adapters.crash import crash_point
 from conveyor.adapters.git_repo import GitRepo, WorktreeInfo
 from conveyor.adapters.worktrees_base import RebaseResult, WorktreeBase, WorktreeError
 from conveyor.adapters.worktrees_gc import runs_without_gc
@@ -133,6 +134,7 @@ class WorktreeManager(WorktreeBase):
             worktree = self._open(entry)
             self._require_on_branch(worktree, entry)
             sha = worktree.commit_all(message, self.author_name, self.author_email)
+            crash_point("worktree-commit-before-ledger")
             saved = [self._commit(worktree, sha, CommitSource.SAVE, entry.branch, entry.run_id)] if sha else []
             self._record(ticket_id, lambda e: self._touch(self._known(e, ticket_id), Operation.SAVE, saved))
             return sha

@@ -89,7 +89,7 @@ def _run_stages(ws: Workspace, ticket: Ticket, worktree: Path, base: str) -> Del
     now = ws.clock
     if ticket.state is State.QUEUED:
         started = transition(ticket, State.IMPLEMENTING, at=now()).model_copy(update={"agent": ws.backend_label})
-        ticket = _apply(ws, started, "started", base_commit=base)
+        ticket = _apply(ws, started, "started", base_commit=base, branch_head=base)
     qa_tree: str | None = None
     while True:
         if ticket.state is State.IMPLEMENTING:
@@ -112,7 +112,8 @@ def _implement(ws: Workspace, ticket: Ticket, worktree: Path, base: str) -> Tick
         reason = "deterministic mode (no LLM): there is no implementer for a change ticket"
         hold(ws, ticket, reason)
         raise _HeldError(reason)
-    result = agents.implement(ws, ticket, worktree, ws.latest_feedback(ticket.id))
+    start = ws.tracker.state.ticket(ticket.id).stage.branch_head or base
+    result = agents.implement(ws, ticket, worktree, ws.latest_feedback(ticket.id), start)
     crash_point("implementer-stored")
     if not result.ok:
         what = "escalated" if result.status.value == "escalate" else "failed"
@@ -127,14 +128,16 @@ def _implement(ws: Workspace, ticket: Ticket, worktree: Path, base: str) -> Tick
     return _apply(ws, transition(ticket, target, at=ws.clock()), "implemented", result.notes, branch_head=head)
 
 
-def _send_back(ws: Workspace, ticket: Ticket, feedback: str, event: str) -> Ticket:
+def _send_back(ws: Workspace, ticket: Ticket, feedback: str, event: str, worktree: Path) -> Ticket:
     ws.write_feedback(ticket.id, ticket.iterations + 1, feedback)
     moved = send_back(ticket, max_iterations=ws.settings.max_iterations, at=ws.clock())
     if moved.is_blocked:
         reason = f"iteration limit ({ws.settings.max_iterations}) reached after {event}"
         hold(ws, ticket, reason)
         raise _HeldError(reason)
-    return _apply(ws, moved, "sent-back", f"{event}; round trip {moved.iterations}")
+    # The head the next implementer call starts from: part of its replay key, so a resumed run replays it.
+    head = GitRepo(worktree).head_sha()
+    return _apply(ws, moved, "sent-back", f"{event}; round trip {moved.iterations}", branch_head=head)
 
 
 def _review(ws: Workspace, ticket: Ticket, worktree: Path, base: str) -> Ticket:
@@ -156,7 +159,7 @@ def _review(ws: Workspace, ticket: Ticket, worktree: Path, base: str) -> Ticket:
     if outcome.action is ReviewAction.BLOCKED:
         hold(ws, ticket, f"review: {outcome.notes}")
         raise _HeldError(outcome.notes)
-    return _send_back(ws, ticket, outcome.feedback, "review requested changes")
+    return _send_back(ws, ticket, outcome.feedback, "review requested changes", worktree)
 
 
 def _run_gates(ws: Workspace, ticket: Ticket, worktree: Path) -> QAReport:
@@ -182,7 +185,7 @@ def _qa(ws: Workspace, ticket: Ticket, worktree: Path, base: str) -> tuple[Ticke
         moved = _apply(ws, transition(ticket, State.DOCUMENTING, at=ws.clock()), "qa-passed", report.summary())
         return moved, git.tree_of("HEAD")
     feedback = agents.triage(ws, ticket, report, base)
-    return _send_back(ws, ticket, feedback, f"QA failed ({report.summary()})"), None
+    return _send_back(ws, ticket, feedback, f"QA failed ({report.summary()})", worktree), None
 
 
 def _document(
@@ -192,7 +195,7 @@ def _document(
     docs = agents.document(ws, ticket, base, worktree, ticket.notes)
     ws.tracker.journal_of(ticket.id).docs.append(docs.note)
     if not docs.passed:
-        return _send_back(ws, ticket, f"The documentation gate failed: {docs.note}", "docs gate failed"), None
+        return _send_back(ws, ticket, f"The documentation gate failed: {docs.note}", "docs gate failed", worktree), None
     if docs.written:
         ws.worktrees.save(ticket.id, f"docs({ticket.id}): {ticket.title}")
     head = git.head_sha()
@@ -202,7 +205,8 @@ def _document(
         report = _run_gates(ws, ticket, worktree)
         if not report.passed:
             feedback = agents.triage(ws, ticket, report, base)
-            return _send_back(ws, ticket, feedback, f"QA failed after the docs update ({report.summary()})"), None
+            event = f"QA failed after the docs update ({report.summary()})"
+            return _send_back(ws, ticket, feedback, event, worktree), None
         qa_tree = git.tree_of(head)
     moved = transition(ticket, State.INTEGRATING, at=ws.clock())
     return _apply(ws, moved, "ready", docs.note, branch_head=head), qa_tree

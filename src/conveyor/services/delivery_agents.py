@@ -47,10 +47,11 @@ def _call(ws: Workspace, ticket: Ticket, role: str, base: str) -> RoleCall:
     )
 
 
-def implement(ws: Workspace, ticket: Ticket, worktree: Path, feedback: str) -> AgentResult:
-    """One implementer round in the ticket's worktree; the result's commit is on the ticket branch."""
+def implement(ws: Workspace, ticket: Ticket, worktree: Path, feedback: str, start: str) -> AgentResult:
+    """One implementer round in the ticket's worktree, from commit ``start`` (the head when the round began: a
+    resumed run replays a finished call); the result's commit is on the ticket branch."""
     backend = _backend(ws)
-    head = GitRepo(worktree).head_sha()
+    head = start
     request = AgentRequest(
         role=AgentRole.IMPLEMENTER,
         run_id=ws.run_id,
@@ -75,7 +76,8 @@ def implement(ws: Workspace, ticket: Ticket, worktree: Path, feedback: str) -> A
         limits=Limits(max_usd=ws.settings.budget.ticket_cap_usd) if ws.settings.budget.ticket_cap_usd else Limits(),
     )
     result = backend.run(request)
-    ws.tracker.spend(ticket.id, AgentRole.IMPLEMENTER.value, result.cost_usd, result.usage.total)
+    if not result.replayed:  # a replayed call was booked by the run that made it
+        ws.tracker.spend(ticket.id, AgentRole.IMPLEMENTER.value, result.cost_usd, result.usage.total)
     return result
 
 

@@ -103,7 +103,8 @@ def _back(ws: Workspace, ticket: Ticket, feedback: str, event: str) -> Integrati
         reason = f"iteration limit ({ws.settings.max_iterations}) reached after {event}"
         hold(ws, ticket, reason)
         return IntegrationResult(ticket.id, IntegrationStatus.HELD, detail=reason)
-    ws.tracker.apply(moved, event="sent-back", detail=f"{event}; round trip {moved.iterations}")
+    head = GitRepo(ws.worktrees.worktree_path(ticket.id)).head_sha()
+    ws.tracker.apply(moved, event="sent-back", detail=f"{event}; round trip {moved.iterations}", branch_head=head)
     return IntegrationResult(ticket.id, IntegrationStatus.REDELIVER, detail=event)
 
 

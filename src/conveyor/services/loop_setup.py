@@ -78,10 +78,11 @@ def build_workspace(
 def remove_stray_temp_files(repo: Path) -> list[str]:
     """``.<name>.<random>.tmp`` files an interrupted atomic write left next to Conveyor's files."""
     removed = []
-    for folder in (repo / "docs", repo / "automations"):
+    folders = ((repo / "docs", True), (repo / "automations", True), (repo / ".conveyor", False))  # not worktrees
+    for folder, deep in folders:
         if not folder.is_dir():
             continue
-        for path in folder.rglob(".*.tmp"):
+        for path in folder.rglob(".*.tmp") if deep else folder.glob(".*.tmp"):
             rel = path.relative_to(repo).as_posix()
             path.unlink(missing_ok=True)
             removed.append(rel)

@@ -196,9 +196,11 @@ class ConveyorLM(dspy.BaseLM):  # type: ignore[misc]
     def record(self, result: AgentResult) -> None:
         with self._lock:
             self._calls += 1
+            self._last_result = result
+            if result.replayed:  # a replayed call was paid for by the run that made it: not spent again
+                return
             self._usage = self._usage + result.usage
             self._cost_usd = round(self._cost_usd + result.cost_usd, 6)
-            self._last_result = result
 
     # -- DSPy plumbing -------------------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
