@@ -41,6 +41,7 @@ from conveyor.settings import Settings, load_settings
 from flows.deliver_ticket import deliver_ticket
 from tasks.artifacts import PrefectArtifacts, ProgressArtifact, artifact_key
 from tasks.events import PrefectEvents
+from tasks.limiter import PrefectLimiter, limit_name
 from tasks.ticket_gate import ask_run_budget
 
 BetweenTickets = Callable[[Workspace, str], None]
@@ -276,6 +277,8 @@ async def execution_loop(
             cap_usd=check.cap_usd,
             cap_source=check.cap_source,
         )
+        if backend_ is not None:
+            ws.limiter = PrefectLimiter(max(1, settings.workers), name=limit_name(slug))
         register(ws)
         try:
             with ws.worktrees.runs_without_gc():

@@ -7,6 +7,7 @@ needs it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -104,3 +105,19 @@ class Forge(Protocol):
     def merged_commit(self, ticket_id: str) -> str | None: ...
 
     def push_main(self) -> bool: ...
+
+
+class Limiter(Protocol):
+    """Caps concurrent LLM calls across runs (ARCHITECTURE.md §6): a slot is held for the length of one call.
+
+    Slots are leased: a process killed while holding one does not keep it (the lease expires).
+    """
+
+    def slot(self) -> AbstractContextManager[None]: ...
+
+
+class NoLimiter:
+    """No cap (outside Prefect, and in tests of the services)."""
+
+    def slot(self) -> AbstractContextManager[None]:
+        return nullcontext()

@@ -44,8 +44,10 @@ def _print_status(report: StatusReport) -> None:
     out.print(f"[bold]{report.project}[/bold] · milestone {report.milestone} · {report.total} tickets")
     if report.llm_mode == "deterministic":
         out.print("LLM: deterministic mode (no ANTHROPIC_API_KEY): no model is called")
+    elif report.llm_mode == "scripted":
+        out.print("LLM: scripted backend (build-spec agents.script; tests and demos): no model is called")
     else:
-        out.print("LLM: Anthropic Claude (ANTHROPIC_API_KEY is set)")
+        out.print(f"LLM: {report.llm_mode} (ANTHROPIC_API_KEY is set)")
     counts = Table(title="Tickets by status", show_header=True)
     counts.add_column("status")
     counts.add_column("tickets", justify="right")

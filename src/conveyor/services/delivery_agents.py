@@ -27,10 +27,26 @@ IMPLEMENTER_PROMPT_VERSION = "implementer-1"
 DOC_SUFFIXES = (".md", ".rst", ".txt")
 
 
+class _Limited:
+    """The run's backend, each call holding one slot of the run's Limiter (concurrent LLM calls are capped)."""
+
+    def __init__(self, ws: Workspace, inner: AgentBackend) -> None:
+        self._ws = ws
+        self._inner = inner
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    def run(self, request: AgentRequest) -> AgentResult:
+        with self._ws.limiter.slot():
+            return self._inner.run(request)
+
+
 def _backend(ws: Workspace) -> AgentBackend:
     if ws.backend is None:
         raise ConveyorError("deterministic mode: no agent backend to call")
-    return ws.backend
+    return _Limited(ws, ws.backend)
 
 
 def _call(ws: Workspace, ticket: Ticket, role: str, base: str) -> RoleCall:

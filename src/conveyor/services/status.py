@@ -20,6 +20,7 @@ from conveyor.domain.errors import Problem
 from conveyor.domain.projections import tasks_status
 from conveyor.domain.ticket import Ticket
 from conveyor.services.backlog_loader import load_backlog
+from conveyor.services.agents import backend_name
 from conveyor.settings import Settings
 
 STATUS_ORDER = (
@@ -88,7 +89,7 @@ def repository_status(repo: Path, settings: Settings) -> StatusReport:
     return StatusReport(
         project=settings.project or repo.resolve().name,
         milestone=settings.milestone.name,
-        llm_mode=settings.llm_mode,
+        llm_mode=backend_name(settings),
         total=len(tickets),
         by_status=ordered,
         ready=backlog.ready(estimate_weight),

@@ -14,7 +14,7 @@ from conveyor.adapters.atomic import write_text
 from conveyor.adapters.run_store import RunStore
 from conveyor.adapters.worktrees import WorktreeManager
 from conveyor.domain.models import ModelTable
-from conveyor.ports import AgentBackend, Clock, Forge, Sandbox
+from conveyor.ports import AgentBackend, Clock, Forge, Limiter, NoLimiter, Sandbox
 from conveyor.services.tracker import Tracker
 from conveyor.settings import Settings
 
@@ -33,6 +33,7 @@ class Workspace:
     forge: Forge
     models: ModelTable
     clock: Clock
+    limiter: Limiter = field(default_factory=NoLimiter)
     integration_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def feedback_path(self, ticket_id: str) -> Path:
