@@ -7,7 +7,7 @@
   sets): ``automations/build-spec.yaml`` (scripted agents, one trivial quality gate), the agent script
   (implementer: one ``write`` per ticket; reviewer: approve; knowledge steward: a waiver, both ``ticket: "*"``
   with ``repeat_last``), and the backlog files written the way bootstrap writes them (TASKS.md, run-queue.json,
-  run-state.json), all committed.
+  run-state.json) and the .gitignore entries ``conveyor init`` adds, all committed.
 - :class:`Timers` wraps, for measurement only, ``GitRepo._git`` (every git command Conveyor runs),
   ``run_quality_gates`` (as delivery and the merge queue call it), ``Tracker._write`` (the three tracking files),
   the agent backends' ``run`` and ``plan_dispatch``. The wrappers time and call through; behaviour is unchanged.
@@ -35,9 +35,15 @@ BOT = {"GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@localhost"}
 PREFIX = "BM"
 
 
-def prepare_environment(home: Path) -> None:
-    """Prefect settings as ``conveyor run`` sets them, with PREFECT_HOME in ``home``; call before importing Prefect."""
-    os.environ.pop("PREFECT_API_URL", None)
+def prepare_environment(home: Path, api_url: str | None = None) -> None:
+    """Prefect settings as ``conveyor run`` sets them, with PREFECT_HOME in ``home``; call before importing Prefect.
+
+    Without ``api_url`` the first flow starts an ephemeral API server (as ``conveyor run`` does); with it, the
+    flows use that server (bench/scale shares one server between its child processes)."""
+    if api_url:
+        os.environ["PREFECT_API_URL"] = api_url
+    else:
+        os.environ.pop("PREFECT_API_URL", None)
     os.environ["PREFECT_HOME"] = str(home)
     os.environ["DO_NOT_TRACK"] = "1"
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -130,6 +136,7 @@ def make_repo(root: Path, n: int, *, workers: int, gate: list[str], sandbox: str
     from conveyor.domain.ticket import TaskType, Ticket
     from conveyor.ports import utcnow
     from conveyor.services.backlog_loader import RUN_QUEUE_PATH, RUN_STATE_PATH, TASKS_PATH
+    from conveyor.services.scaffold import GITIGNORE_ENTRIES
     from conveyor.settings import load_settings
 
     root.mkdir(parents=True)
@@ -137,7 +144,8 @@ def make_repo(root: Path, n: int, *, workers: int, gate: list[str], sandbox: str
     (root / "src" / "bench_pkg").mkdir(parents=True)
     (root / "src" / "bench_pkg" / "__init__.py").write_text('"""Benchmark target."""\n')
     (root / "README.md").write_text("# bench target\n")
-    (root / ".gitignore").write_text(".conveyor/\n")
+    # The .gitignore entries `conveyor init` adds (logs, replay traces and local state stay out of git).
+    (root / ".gitignore").write_text("\n".join(GITIGNORE_ENTRIES) + "\n")
     spec = {
         "project": "bench-target",
         "task_prefix": PREFIX,
@@ -167,9 +175,11 @@ def make_repo(root: Path, n: int, *, workers: int, gate: list[str], sandbox: str
     now = utcnow()
     write_tasks_file(root / TASKS_PATH, new_tasks_document().sync(tickets))
     save_run_queue(
-        run_queue_path(root), RunQueue.of(tickets, settings.task_prefix, settings.milestone.name), display=RUN_QUEUE_PATH
+        run_queue_path(root),
+        RunQueue.of(tickets, settings.task_prefix, settings.milestone.name),
+        display=RUN_QUEUE_PATH,
     )
-    state = RunState.start("RUN-BOOTSTRAP", root.name, now, milestone=settings.milestone.name)
+    state = RunState.start("RUN-20000101-0000", root.name, now, milestone=settings.milestone.name)
     for ticket in tickets:
         state = state.record(ticket, now)
     save_run_state(run_state_path(root), state, display=RUN_STATE_PATH)
@@ -217,8 +227,8 @@ class Timers:
         """Wall time of [start, end] split by category: each instant goes to the highest-priority category
         active then (CATEGORIES order); instants with none active go to "rest". Sums to end - start."""
         events: list[tuple[float, int, str]] = []
-        for category, a, b in self.intervals:
-            a, b = max(a, start), min(b, end)
+        for category, began, finished in self.intervals:
+            a, b = max(began, start), min(finished, end)
             if b > a:
                 events += [(a, 1, category), (b, -1, category)]
         events.sort()
@@ -287,7 +297,7 @@ def run_loop(repo: Path, n: int) -> LoopRun:
 
 
 def check_run(run: LoopRun) -> str:
-    """"" when every ticket merged; else what went wrong (the report's first lines)."""
+    """ "" when every ticket merged; else what went wrong (the report's first lines)."""
     done = len(run.result["done"])
     if done == run.tickets and not run.result["stopped"]:
         return ""

@@ -19,8 +19,8 @@ from conveyor.domain.budget import (
 from conveyor.domain.errors import Problem
 from conveyor.domain.projections import tasks_status
 from conveyor.domain.ticket import Ticket
-from conveyor.services.backlog_loader import load_backlog
 from conveyor.services.agents import backend_name
+from conveyor.services.backlog_loader import load_backlog
 from conveyor.settings import Settings
 
 STATUS_ORDER = (
