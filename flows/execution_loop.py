@@ -25,6 +25,7 @@ from conveyor.adapters.run_store import RunStore
 from conveyor.adapters.state_files import load_run_state_if_exists, run_state_path
 from conveyor.domain.budget import BudgetMode
 from conveyor.domain.errors import ConveyorError
+from conveyor.domain.run import RunStatus, append_event, complete_run
 from conveyor.domain.scheduling import plan_dispatch
 from conveyor.domain.ticket import State, Ticket
 from conveyor.ports import utcnow
@@ -34,6 +35,7 @@ from conveyor.services.escalation import Next
 from conveyor.services.integration import IntegrationStatus, integrate
 from conveyor.services.loop_setup import build_workspace, reconcile, remove_stray_temp_files, sync_with_origin
 from conveyor.services.preflight import preflight
+from conveyor.services.qa_records import run_record
 from conveyor.services.run_report import RunOutcome, backlog_table, final_report, ticket_markdown
 from conveyor.services.tracker import TRACKED_STATE_FILES
 from conveyor.services.workspace import Workspace, register, unregister
@@ -283,11 +285,13 @@ async def execution_loop(
         try:
             with ws.worktrees.runs_without_gc():
                 reconciled = reconcile(ws)
+                run_record(ws)
                 loop = _Loop(ws, interactive=interactive, timeout_s=escalation_timeout_s, slug=slug)
                 loop.outcome.notes += check.notes + reconciled.notes
                 await loop.run()
             report = final_report(ws.tracker, loop.outcome)
             write_text(ws.store.record_dir(run) / "REPORT.md", report)
+            _close_record(ws, loop.outcome.stopped)
             commit = _checkpoint(ws, f"chore(orchestrator): Run {run} checkpoint")
         finally:
             unregister(ws)
@@ -304,6 +308,16 @@ async def execution_loop(
         "checkpoint": commit,
         "report": report,
     }
+
+
+def _close_record(ws: Workspace, stopped: str) -> None:
+    """RUN.json: PASSED when the run finished its work; a stopped run stays open for its resume."""
+    record = run_record(ws)
+    now = utcnow()
+    if stopped:
+        ws.store.save(append_event(record, "run.stopped", stopped, now))
+    elif not record.is_finished:
+        ws.store.save(complete_run(record, RunStatus.PASSED, now))
 
 
 def _checkpoint(ws: Workspace, message: str) -> str | None:

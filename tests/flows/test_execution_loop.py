@@ -93,7 +93,10 @@ def test_review_round_trip_and_real_qa_failure(full_run: tuple[Path, dict[str, A
     assert "line_count" in feedback_001  # the reviewer's blocker reached the implementer
     feedback_002 = (record / "feedback/TK-FEAT-002.md").read_text()
     assert "failed" in feedback_002 and "test_most_common_ignores_case" in feedback_002  # real pytest output
-    qa = json.loads((record / "qa/TK-FEAT-002.json").read_text())
+    qa = json.loads((record / "tickets/TK-FEAT-002.json").read_text())
+    run_index = json.loads((record / "RUN.json").read_text())
+    assert run_index["workflow"]["name"] == "execution-loop"
+    assert set(run_index["tickets"]) == set(TICKETS)
     statuses = [a["status"] for a in qa["attempts"]]
     assert statuses[0] == "FAIL" and statuses[-1] == "PASS"
     for attempt in qa["attempts"]:
@@ -108,7 +111,7 @@ def test_second_phase_one_merge_was_rebased_and_requalified(
     full_run: tuple[Path, dict[str, Any], list[Any]],
 ) -> None:
     repo, result, _ = full_run
-    record = repo / "automations/runs" / result["run_id"] / "record/qa"
+    record = repo / "automations/runs" / result["run_id"] / "record/tickets"
     first, second = sorted(
         ("TK-FEAT-001", "TK-FEAT-002"),
         key=lambda t: int(git(repo, "rev-list", "--count", _trailer_commits(repo, t)[0]).strip()),

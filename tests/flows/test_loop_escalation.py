@@ -189,3 +189,59 @@ def test_many_workers_still_respect_dependencies(tmp_path: Path, workers: int) -
     merged = [line.split(":")[0] for line in order if line.startswith("TK-")]
     assert merged.index("TK-FEAT-003") > max(merged.index("TK-FEAT-001"), merged.index("TK-FEAT-002"))
     assert merged[-1] == "TK-DOC-001"
+
+
+VERIFY_TASKS = """# Tasks
+
+| id | status | description | issue | repo | branch | depends_on | blocks | agent | started_at | completed_at | estimate | used | notes |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| VF-FEAT-001 | todo | Add a feature | TASKS:P1 | | | | VF-VER-001 | | | | 4K | | |
+| VF-VER-001 | todo | Phase 1 verification: the gates pass on main | TASKS:P1 | | | VF-FEAT-001 | | | | | 2K | | |
+"""  # noqa: E501
+
+
+def _verification_repo(repo: Path, gate: list[str], feature_status: str) -> None:
+    (repo / "docs").mkdir(exist_ok=True)
+    (repo / "automations").mkdir(exist_ok=True)
+    (repo / "docs/TASKS.md").write_text(
+        VERIFY_TASKS.replace("| VF-FEAT-001 | todo |", f"| VF-FEAT-001 | {feature_status} |")
+    )
+    spec = {"project": "verify", "task_prefix": "VF", "budget": {"cap_usd": 1.0}, "agents": {"sandbox": "none"}}
+    spec["quality_gates"] = [{"name": "check", "argv": gate, "timeout_s": 30}]
+    (repo / "automations/build-spec.yaml").write_text(json.dumps(spec))
+    _commit_all(repo, "verification backlog")
+
+
+def test_deterministic_mode_holds_change_tickets_and_runs_verification_on_main(scratch_repo: Path) -> None:
+    _verification_repo(scratch_repo, ["git", "--version"], "todo")
+    result = run_loop(scratch_repo)
+    states = _states(scratch_repo)
+    assert states["VF-FEAT-001"] == "implementing"  # held: no implementer without a model
+    assert "deterministic mode" in json.dumps(json.loads((scratch_repo / "automations/run-state.json").read_text()))
+    assert result["stopped"].startswith("deadlock")
+
+    _verification_repo(scratch_repo, ["git", "--version"], "done")
+    again = run_loop(scratch_repo)
+    assert _states(scratch_repo)["VF-VER-001"] == "done"
+    assert again["merges"] == []  # verification changes nothing: no squash commit
+
+
+def test_failing_phase_verification_is_held_with_the_failing_command(scratch_repo: Path) -> None:
+    _verification_repo(scratch_repo, ["git", "no-such-subcommand"], "done")
+    result = run_loop(scratch_repo)
+    state = json.loads((scratch_repo / "automations/run-state.json").read_text())
+    blocker = state["tickets"]["VF-VER-001"]["blockers"][-1]
+    assert "phase verification failed on main" in blocker["reason"]
+    assert blocker["command"] == "git no-such-subcommand"
+    assert result["stopped"].startswith("deadlock")
+
+
+def test_an_unanswered_pause_times_out_into_the_policy(tmp_path: Path) -> None:
+    repo = textkit(tmp_path, on_escalation="skip")
+    edit_script(repo, _escalate_first("TK-DOC-001"))
+    _commit_all(repo, "TK-DOC-001 escalates")
+    result = run_loop(repo, interactive=True, escalation_timeout_s=2)
+    assert _states(repo)["TK-DOC-001"] == "skipped"
+    state = json.loads((repo / "automations/run-state.json").read_text())
+    assert "timed out" in state["tickets"]["TK-DOC-001"]["escalations"][0]["answer"]
+    assert result["stopped"] == ""

@@ -83,6 +83,8 @@ def final_report(tracker: Tracker, outcome: RunOutcome) -> str:
         lines += ["", f"**Stopped early:** {outcome.stopped}"]
     lines += ["", f"## Tickets completed ({len(done)} of {len(tickets)})"]
     lines += [f"- {t.id}: {t.title}" for t in done] or ["- none"]
+    lines += ["", "## Phases"]
+    lines += phase_lines(tickets) or ["- no phases"]
     lines += ["", "## Merges"]
     lines += [f"- {tid}: {sha[:10]}" for tid, sha in outcome.merges] or ["- none this run"]
     lines += ["", "## Blockers"]
@@ -110,3 +112,17 @@ def final_report(tracker: Tracker, outcome: RunOutcome) -> str:
     else:
         lines.append("- every ticket is finished: release the milestone")
     return "\n".join(lines) + "\n"
+
+
+def phase_lines(tickets: list[Ticket]) -> list[str]:
+    """Seed 001 "Two-Phase Completion": a phase is complete when every ticket is done or deferred."""
+    phases = sorted({t.phase for t in tickets if t.phase is not None})
+    lines = []
+    for phase in phases:
+        members = [t for t in tickets if t.phase == phase]
+        done = sum(1 for t in members if t.state is State.DONE)
+        deferred = sum(1 for t in members if t.state is State.DEFERRED)
+        finished = all(t.state in (State.DONE, State.DEFERRED, State.SKIPPED, State.OBSOLETE) for t in members)
+        status = "complete" if finished else "open"
+        lines.append(f"- phase {phase}: {status} ({done} done, {deferred} deferred, {len(members)} tickets)")
+    return lines

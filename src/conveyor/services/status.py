@@ -19,7 +19,6 @@ from conveyor.domain.budget import (
 from conveyor.domain.errors import Problem
 from conveyor.domain.projections import tasks_status
 from conveyor.domain.ticket import Ticket
-from conveyor.services.agents import backend_name
 from conveyor.services.backlog_loader import load_backlog
 from conveyor.settings import Settings
 
@@ -89,7 +88,7 @@ def repository_status(repo: Path, settings: Settings) -> StatusReport:
     return StatusReport(
         project=settings.project or repo.resolve().name,
         milestone=settings.milestone.name,
-        llm_mode=backend_name(settings),
+        llm_mode=_backend_name(settings),
         total=len(tickets),
         by_status=ordered,
         ready=backlog.ready(estimate_weight),
@@ -100,3 +99,9 @@ def repository_status(repo: Path, settings: Settings) -> StatusReport:
         deadlock=backlog.deadlock(),
         warnings=loaded.warnings,
     )
+
+
+def _backend_name(settings: Settings) -> str:
+    from conveyor.services.agents import backend_name  # lazily: it pulls in git, and `status` must start fast
+
+    return backend_name(settings)
