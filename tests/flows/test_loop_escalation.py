@@ -206,8 +206,13 @@ def _verification_repo(repo: Path, gate: list[str], feature_status: str) -> None
     (repo / "docs/TASKS.md").write_text(
         VERIFY_TASKS.replace("| VF-FEAT-001 | todo |", f"| VF-FEAT-001 | {feature_status} |")
     )
-    spec = {"project": "verify", "task_prefix": "VF", "budget": {"cap_usd": 1.0}, "agents": {"sandbox": "none"}}
-    spec["quality_gates"] = [{"name": "check", "argv": gate, "timeout_s": 30}]
+    spec: dict[str, Any] = {
+        "project": "verify",
+        "task_prefix": "VF",
+        "budget": {"cap_usd": 1.0},
+        "agents": {"sandbox": "none"},
+        "quality_gates": [{"name": "check", "argv": gate, "timeout_s": 30}],
+    }
     (repo / "automations/build-spec.yaml").write_text(json.dumps(spec))
     _commit_all(repo, "verification backlog")
 
