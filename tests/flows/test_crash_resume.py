@@ -8,6 +8,7 @@ state files decide).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.settings import PREFECT_API_URL
 
 from conveyor.services.backlog_loader import load_backlog
@@ -43,6 +46,15 @@ def _conveyor_run(
     )
 
 
+def _flow_run_states(name: str) -> list[str]:
+    async def read() -> list[str]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
+        return [run.state.type.value for run in runs if run.state is not None]
+
+    return asyncio.run(read())
+
+
 def _implementer_logs(repo: Path) -> list[dict[str, object]]:
     folder = repo / "automations/logs/implementer"
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
@@ -63,6 +75,8 @@ def test_killed_run_resumes_to_the_right_backlog(tmp_path: Path, point: str, nth
     killed = _conveyor_run(repo, kill_at=point, nth=nth)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     run_id = json.loads((repo / "automations/run-state.json").read_text())["run_id"]
+    assert _flow_run_states(run_id) == ["RUNNING"]  # left Running by the killed process: it must not block
+
 
     resumed = _conveyor_run(repo, "--resume")
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]

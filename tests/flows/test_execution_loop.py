@@ -41,9 +41,12 @@ class RecordingEvents(PrefectEvents):
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], list[Any]]:
     repo = textkit(tmp_path_factory.mktemp("loop"))
     RecordingEvents.emitted = []
+    between: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(loop_module, "PrefectEvents", RecordingEvents)
+        patch.setattr(loop_module, "_hooks", [lambda ws, ticket_id: between.append(ticket_id)])
         result = run_loop(repo)
+    assert sorted(between) == sorted(TICKETS)  # the between-tickets hook ran once per finished ticket
     return repo, result, list(RecordingEvents.emitted)
 
 

@@ -93,7 +93,11 @@ def run(
         out.print("agents: deterministic mode (no ANTHROPIC_API_KEY): no model is called; change tickets are held")
     else:
         out.print(f"agents: {mode}" + (" (scripted: for tests and demos)" if mode == "scripted" else ""))
-    from flows.execution_loop import execution_loop
+    from prefect import tags
+
+    from flows.execution_loop import execution_loop, resolve_run_id
+
+    run_id = resolve_run_id(root, None, resume)  # names the Prefect flow run and tags every subflow run
 
     if interactive:
         _record_api(root)
@@ -103,16 +107,18 @@ def run(
         watcher = threading.Thread(target=_watch, args=(root, stop), daemon=True)
         watcher.start()
     try:
-        result: dict[str, Any] = asyncio.run(
-            execution_loop(
-                repo=str(root),
-                workers=workers,
-                resume=resume,
-                backend=backend,
-                interactive=interactive,
-                escalation_timeout_s=timeout,
+        with tags(run_id, f"repo:{root.name}"):
+            result: dict[str, Any] = asyncio.run(
+                execution_loop(
+                    repo=str(root),
+                    run_id=run_id,
+                    workers=workers,
+                    resume=resume,
+                    backend=backend,
+                    interactive=interactive,
+                    escalation_timeout_s=timeout,
+                )
             )
-        )
     finally:
         stop.set()
         if watcher is not None:
