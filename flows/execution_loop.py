@@ -292,6 +292,13 @@ async def execution_loop(
             report = final_report(ws.tracker, loop.outcome)
             write_text(ws.store.record_dir(run) / "REPORT.md", report)
             _close_record(ws, loop.outcome.stopped)
+            if not loop.outcome.stopped and not ws.tracker.backlog.remaining():
+                # Every ticket is finished: what a milestone-release automation waits for.
+                ws.tracker.events.emit(
+                    "conveyor.milestone.ready",
+                    resource={"id": settings.milestone.name, "run": run, "repo": slug},
+                    payload={"milestone": settings.milestone.name, "version": settings.milestone.version},
+                )
             commit = _checkpoint(ws, f"chore(orchestrator): Run {run} checkpoint")
         finally:
             unregister(ws)

@@ -132,6 +132,7 @@ def test_events_artifacts_and_report(full_run: tuple[Path, dict[str, Any], list[
         assert ("conveyor.ticket.done", ticket_id) in names
         assert ("conveyor.ticket.merged", ticket_id) in names
     assert ("conveyor.ticket.sent-back", "TK-FEAT-001") in names
+    assert ("conveyor.milestone.ready", "0.0.1") in names
     report = (repo / "automations/runs" / result["run_id"] / "record/REPORT.md").read_text()
     for heading in ("Tickets completed (4 of 4)", "## Merges", "## Blockers", "## Tests run", "## Cost", "## Next"):
         assert heading in report
