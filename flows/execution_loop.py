@@ -31,6 +31,7 @@ from conveyor.domain.ticket import State, Ticket
 from conveyor.ports import utcnow
 from conveyor.services.agents import agent_backend, backend_name
 from conveyor.services.completion import on_done, reward_declining
+from conveyor.services.delivery import hold
 from conveyor.services.escalation import Next
 from conveyor.services.integration import IntegrationStatus, integrate
 from conveyor.services.loop_setup import build_workspace, reconcile, remove_stray_temp_files, sync_with_origin
@@ -194,7 +195,14 @@ class _Loop:
         if status == Next.WAIT.value:
             self.waiting.add(ticket_id)
         if status == "ready":
-            merged = await asyncio.to_thread(integrate, self.ws, ticket_id, result["qa_tree"])
+            try:
+                merged = await asyncio.to_thread(integrate, self.ws, ticket_id, result["qa_tree"])
+            except Exception as exc:
+                self.logger.exception("%s: integration failed", ticket_id)
+                reason = f"integration failed: {type(exc).__name__}: {exc}"
+                await asyncio.to_thread(self._hold, ticket_id, reason)
+                self.outcome.notes.append(f"{ticket_id}: {reason}")
+                return Next.CONTINUE
             if merged.status is IntegrationStatus.MERGED and merged.commit:
                 self.outcome.merges.append((ticket_id, merged.commit))
             elif merged.status is IntegrationStatus.REVERTED:
@@ -218,6 +226,11 @@ class _Loop:
         for hook in _hooks:
             hook(self.ws, ticket_id)
         return Next.CONTINUE
+
+    def _hold(self, ticket_id: str, reason: str) -> None:
+        ticket = self.ws.tracker.ticket(ticket_id)
+        if not ticket.state.is_terminal:
+            hold(self.ws, ticket, reason)
 
     async def _abort(self, ticket_id: str, result: dict[str, Any]) -> None:
         if not self.outcome.stopped:

@@ -77,7 +77,6 @@ def test_killed_run_resumes_to_the_right_backlog(tmp_path: Path, point: str, nth
     run_id = json.loads((repo / "automations/run-state.json").read_text())["run_id"]
     assert _flow_run_states(run_id) == ["RUNNING"]  # left Running by the killed process: it must not block
 
-
     resumed = _conveyor_run(repo, "--resume")
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
 

@@ -250,3 +250,28 @@ def test_an_unanswered_pause_times_out_into_the_policy(tmp_path: Path) -> None:
     state = json.loads((repo / "automations/run-state.json").read_text())
     assert "timed out" in state["tickets"]["TK-DOC-001"]["escalations"][0]["answer"]
     assert result["stopped"] == ""
+
+
+def test_a_ticket_whose_delivery_fails_is_held_and_the_others_go_on(tmp_path: Path) -> None:
+    repo = textkit(tmp_path)
+
+    def malformed_review(script: dict[str, Any]) -> None:
+        entry = {
+            "role": "reviewer",
+            "ticket": "TK-FEAT-002",
+            "stage": "reviewing",
+            "repeat_last": True,
+            "steps": [{"output": {"decision": "maybe"}}],  # not a ReviewDecision, even after the repair round
+        }
+        script["entries"].append(entry)
+
+    edit_script(repo, malformed_review)
+    _commit_all(repo, "TK-FEAT-002's reviewer answers nonsense")
+    result = run_loop(repo)
+    states = _states(repo)
+    assert states["TK-FEAT-001"] == "done"
+    assert states["TK-FEAT-002"] == "reviewing"
+    state = json.loads((repo / "automations/run-state.json").read_text())
+    assert "delivery failed: RoleOutputError" in state["tickets"]["TK-FEAT-002"]["blockers"][-1]["reason"]
+    assert state["tickets"]["TK-FEAT-002"]["status"] == "blocked"
+    assert result["stopped"].startswith("deadlock")
