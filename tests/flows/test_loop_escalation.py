@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +23,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, Flo
 from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypeFilter
 from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
+from prefect.settings import PREFECT_API_URL
 
 from conveyor.services.backlog_loader import load_backlog
 from tests.conftest import git
@@ -50,10 +54,17 @@ class Answerer(threading.Thread):
     """Waits for a paused flow run named ``name`` and resumes it with ``answer`` (what the UI does)."""
 
     def __init__(
-        self, name: str, answer: dict[str, Any], timeout_s: float = 120.0, *, once: Callable[[], bool] | None = None
+        self,
+        name: str,
+        answer: dict[str, Any],
+        timeout_s: float = 120.0,
+        *,
+        once: Callable[[], bool] | None = None,
+        cli_repo: Path | None = None,
     ) -> None:
         super().__init__(daemon=True)
         self.once = once  # answer only once this holds too
+        self.cli_repo = cli_repo  # answer with `conveyor answer` in a subprocess, as a person in another shell
         self.name_ = name
         self.answer = answer
         self.timeout_s = timeout_s
@@ -66,6 +77,12 @@ class Answerer(threading.Thread):
         except BaseException as exc:
             self.error = exc
 
+    def _answer_with_cli(self) -> None:
+        assert self.cli_repo is not None
+        done = _answer_cli(self.cli_repo, self.name_, self.answer)
+        if done.returncode != 0:
+            raise RuntimeError(f"conveyor answer failed: {done.stdout} {done.stderr}")
+
     async def _run(self) -> None:
         deadline = time.monotonic() + self.timeout_s
         async with get_client() as client:
@@ -76,12 +93,25 @@ class Answerer(threading.Thread):
                         state=FlowRunFilterState(type=StateTypeFilter(any_=[StateType.PAUSED])),
                     )
                 )
+                if runs and self.cli_repo is not None and (self.once is None or self.once()):
+                    self._answer_with_cli()
+                    self.answered_at = time.monotonic()
+                    return
                 if runs and (self.once is None or self.once()):
                     await resume_flow_run(runs[0].id, run_input=self.answer)  # type: ignore[misc]
                     self.answered_at = time.monotonic()
                     return
                 await asyncio.sleep(0.5)
         raise TimeoutError(f"no paused run named {self.name_}")
+
+
+def _answer_cli(repo: Path, name: str, answer: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "conveyor", "answer", name, "--repo", str(repo), "--action", answer["action"]]
+    for key in ("guidance", "reason"):
+        if answer.get(key):
+            argv += [f"--{key}", answer[key]]
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_escalation_pauses_one_ticket_while_the_others_go_on(tmp_path: Path) -> None:
@@ -143,7 +173,7 @@ def test_a_ticket_needing_approval_never_merges_without_it(tmp_path: Path) -> No
     assert result["stopped"].startswith("deadlock")
     assert "awaiting-approval" in result["stopped"]
 
-    answerer = Answerer("TK-FEAT-001", {"action": "approve", "reason": "looks right"})
+    answerer = Answerer("TK-FEAT-001", {"action": "approve", "reason": "looks right"}, cli_repo=repo)
     answerer.start()
     again = run_loop(repo, resume=True, interactive=True, escalation_timeout_s=120)
     answerer.join(5)
