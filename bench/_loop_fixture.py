@@ -10,7 +10,9 @@
   run-state.json) and the .gitignore entries ``conveyor init`` adds, all committed.
 - :class:`Timers` wraps, for measurement only, ``GitRepo._git`` (every git command Conveyor runs),
   ``run_quality_gates`` (as delivery and the merge queue call it), ``Tracker._write`` (the three tracking files),
-  the agent backends' ``run`` and ``plan_dispatch``. The wrappers time and call through; behaviour is unchanged.
+  the agent backends' ``run``, ``plan_dispatch``, the Limiter's slot around each agent call
+  (``delivery_agents._Limited.run``) and the loop's artifacts (``_Loop._publish``). The wrappers time and call
+  through; behaviour is unchanged.
 - :func:`run_loop` runs ``flows.execution_loop.execution_loop`` (the Prefect flow, subflows and all) on the repo.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import subprocess
 import tempfile
 import threading
@@ -190,8 +193,11 @@ def make_repo(root: Path, n: int, *, workers: int, gate: list[str], sandbox: str
 
 # -- timers ----------------------------------------------------------------------------------------------
 
-# Priority when intervals of several categories overlap in wall time (nested, or in parallel threads).
-CATEGORIES = ("gates", "git", "state writes", "agents", "dispatch")
+# Priority when intervals of several categories overlap in wall time (nested, or in parallel threads). The two
+# Prefect categories are Prefect calls Conveyor makes itself: the Limiter's concurrency slot around each agent
+# call (delivery_agents._Limited.run minus the call inside) and the artifacts published after each ticket.
+CATEGORIES = ("gates", "git", "state writes", "agents", "dispatch", "prefect slots", "prefect artifacts")
+PREFECT_CATEGORIES = ("prefect slots", "prefect artifacts", "rest")
 
 
 @dataclass
@@ -251,22 +257,26 @@ def instrumented(timers: Timers) -> Iterator[None]:
     from conveyor.adapters.agents.recording import RecordingBackend
     from conveyor.adapters.agents.scripted import ScriptedBackend
     from conveyor.adapters.git_repo import GitRepo
-    from conveyor.services import delivery, integration
+    from conveyor.services import delivery, delivery_agents, integration
     from conveyor.services.tracker import Tracker
     from flows import execution_loop as loop_module
 
-    patches: list[tuple[Any, str, Any]] = [
-        (GitRepo, "_git", timers.wrap("git", GitRepo._git)),
-        (delivery, "run_quality_gates", timers.wrap("gates", delivery.run_quality_gates)),
-        (integration, "run_quality_gates", timers.wrap("gates", integration.run_quality_gates)),
-        (Tracker, "_write", timers.wrap("state writes", Tracker._write)),
-        (ScriptedBackend, "run", timers.wrap("agents", ScriptedBackend.run)),
-        (RecordingBackend, "run", timers.wrap("agents", RecordingBackend.run)),
-        (loop_module, "plan_dispatch", timers.wrap("dispatch", loop_module.plan_dispatch)),
+    targets: list[tuple[Any, str, str]] = [
+        (GitRepo, "_git", "git"),
+        (delivery, "run_quality_gates", "gates"),  # the name as delivery and the merge queue look it up
+        (integration, "run_quality_gates", "gates"),
+        (Tracker, "_write", "state writes"),
+        (ScriptedBackend, "run", "agents"),
+        (RecordingBackend, "run", "agents"),
+        (loop_module, "plan_dispatch", "dispatch"),
+        (loop_module._Loop, "_publish", "prefect artifacts"),
     ]
-    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
-    for owner, name, replacement in patches:
-        setattr(owner, name, replacement)
+    limited = vars(delivery_agents).get("_Limited")  # the Limiter wrapper (absent in older builds)
+    if limited is not None:
+        targets.append((limited, "run", "prefect slots"))
+    originals = [(owner, name, vars(owner)[name]) for owner, name, _ in targets]
+    for owner, name, category in targets:
+        setattr(owner, name, timers.wrap(category, vars(owner)[name]))
     try:
         yield
     finally:
@@ -284,16 +294,62 @@ class LoopRun:
     started: float
     ended: float
     result: dict[str, Any]
+    cpu_s: float  # this process (all its threads), user + system
+    children_cpu_s: float  # its waited-for child processes: git, gates, bwrap
+
+
+def _cpu() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def run_loop(repo: Path, n: int) -> LoopRun:
     """``asyncio.run(execution_loop(repo=...))``, as ``conveyor run`` calls it; timed around the flow call."""
     from flows.execution_loop import execution_loop
 
+    cpu_before, children_before = _cpu()
     started = time.perf_counter()
     result = asyncio.run(execution_loop(repo=str(repo)))
     ended = time.perf_counter()
-    return LoopRun(tickets=n, wall_s=ended - started, started=started, ended=ended, result=result)
+    cpu_after, children_after = _cpu()
+    return LoopRun(
+        tickets=n,
+        wall_s=ended - started,
+        started=started,
+        ended=ended,
+        result=result,
+        cpu_s=cpu_after - cpu_before,
+        children_cpu_s=children_after - children_before,
+    )
+
+
+def write_cost_ms(root: Path, n: int, repeats: int = 10) -> float:
+    """Median ms of one ``Tracker._write`` (no loop, no Prefect) on a fresh backlog of ``n`` tickets."""
+    import statistics
+
+    from conveyor.ports import utcnow
+    from conveyor.services.agents import model_table
+    from conveyor.services.tracker import Tracker
+    from conveyor.settings import load_settings
+
+    repo = make_repo(root, n, workers=2, gate=["true"], sandbox="none")
+    settings = load_settings(repo)
+    tracker = Tracker(repo, "RUN-20000101-0001", settings, model_table(settings.agents), clock=utcnow)
+    tracker._write(utcnow())
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        tracker._write(utcnow())
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def check_run(run: LoopRun) -> str:
