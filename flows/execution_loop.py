@@ -222,7 +222,7 @@ class _Loop:
                     f"rewards declined three completions in a row after {ticket_id}: re-plan suggested (on_decline: "
                     "replan); the planner re-plan of remaining tickets is not automated yet"
                 )
-        self._publish(ticket_id)
+        await asyncio.to_thread(self._publish, ticket_id)  # off the event loop: sibling subflows keep going
         for hook in _hooks:
             hook(self.ws, ticket_id)
         return Next.CONTINUE
@@ -292,7 +292,7 @@ async def execution_loop(
             cap_usd=check.cap_usd,
             cap_source=check.cap_source,
         )
-        if backend_ is not None:
+        if mode in ("anthropic", "claude-code"):  # the scripted backend makes no LLM call: nothing to cap
             ws.limiter = PrefectLimiter(max(1, settings.workers), name=limit_name(slug))
         register(ws)
         try:

@@ -378,3 +378,26 @@ def test_revert_restores_the_code_of_the_squash_commits_parent(repo: Path, origi
     assert not (repo / "src/new.py").exists()
     assert status(repo) == ""
     assert tip(origin, "main") == reverted
+
+
+def test_replay_traces_never_enter_the_squash_commit(repo: Path) -> None:
+    """Even without a .gitignore entry: delivery threads append to them while a squash commit is built."""
+    write(repo, {"automations/memory/replay/RUN-20260101-0000.jsonl": '{"call": 1}\n'})
+    write(repo, {"automations/memory/loop_summary.md": "patterns\n"})
+    commit_on_branch(repo, "conveyor/tk-feat-001", {"src/new.py": "x = 1\n"})
+    outcome = make_forge(repo).integrate(request(repo))
+    assert outcome.status is MergeStatus.MERGED
+    files = git(repo, "ls-tree", "-r", "--name-only", "HEAD").split()
+    assert "automations/memory/loop_summary.md" in files
+    assert [f for f in files if f.startswith("automations/memory/replay/")] == []
+
+
+def test_ignored_replay_traces_do_not_break_the_squash_commit(repo: Path) -> None:
+    write(repo, {".gitignore": "automations/memory/replay/\n"})
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "ignore traces")
+    write(repo, {"automations/memory/replay/RUN-20260101-0000.jsonl": '{"call": 1}\n'})
+    commit_on_branch(repo, "conveyor/tk-feat-001", {"src/new.py": "x = 1\n"})
+    outcome = make_forge(repo).integrate(request(repo))
+    assert outcome.status is MergeStatus.MERGED
+    assert "automations/memory/replay" not in git(repo, "ls-tree", "-r", "--name-only", "HEAD")

@@ -313,6 +313,13 @@ class GitRepo:
         """Run one git command (GitRepoError when it fails) and return its stdout."""
         return self._git(*args, env=env)[1]
 
+    def is_ignored(self, path: str) -> bool:
+        """True when .gitignore (or info/exclude) ignores ``path``."""
+        status, _, err = self._git("check-ignore", "--quiet", "--", path, check=False)
+        if status in (0, 1):
+            return status == 0
+        raise GitRepoError(f"{self.path}: git check-ignore {path} failed ({status}): {err.strip()}")
+
     def tree_of(self, ref: str) -> str:
         return self._out("rev-parse", "--verify", f"{ref}^{{tree}}")
 

@@ -151,7 +151,7 @@ class Tracker:
                 self.state = self.state.update_ticket(ticket.id, now, artefacts=artefacts)
             if event:
                 self.journal_of(ticket.id).events.append(f"{now:%H:%M:%S} {event}: {detail}".rstrip(": "))
-            self._write(now)
+            self._write(now, tasks=[ticket])
         if event:
             self.events.emit(
                 f"conveyor.ticket.{event}",
@@ -162,13 +162,14 @@ class Tracker:
 
     def add_tickets(self, tickets: Iterable[Ticket]) -> None:
         """New tickets (a follow-up, a remediation): rows in TASKS.md and records in run-state."""
+        added = list(tickets)
         with self.lock:
             now = self.clock()
-            self.backlog = Backlog([*self.backlog, *tickets])
+            self.backlog = Backlog([*self.backlog, *added])
             self.backlog.validate()
-            for ticket in tickets:
+            for ticket in added:
                 self.state = self.state.record(ticket, now)
-            self._write(now)
+            self._write(now, tasks=added)
 
     def spend(self, ticket_id: str | None, role: str, usd: float, tokens: int = 0) -> None:
         if usd <= 0 and tokens <= 0:
@@ -191,7 +192,7 @@ class Tracker:
                 ticket_id, Blocker(at=now, reason=reason, stage=stage, command=command)
             )
             self.state = self.state.add_escalation(ticket_id, Escalation(at=now, reason=reason))
-            self._write(now)
+            self._write(now, queue=False)
 
     def ask(self, ticket_id: str, question: str) -> None:
         """Make sure the ticket has an open escalation for ``question`` (the answer is recorded on it)."""
@@ -200,7 +201,7 @@ class Tracker:
                 return
             now = self.clock()
             self.state = self.state.add_escalation(ticket_id, Escalation(at=now, reason=question))
-            self._write(now)
+            self._write(now, queue=False)
 
     def answer(self, ticket_id: str, answer: str) -> None:
         with self.lock:
@@ -209,13 +210,13 @@ class Tracker:
                 self.state = self.state.answer_escalation(ticket_id, answer, now)
             except ValueError:
                 return
-            self._write(now)
+            self._write(now, queue=False)
 
     def run_blocker(self, reason: str) -> None:
         with self.lock:
             now = self.clock()
             self.state = self.state.add_run_blocker(Blocker(at=now, reason=reason))
-            self._write(now)
+            self._write(now, queue=False)
 
     def reward(self, ticket_id: str, components: dict[str, float], total: float) -> None:
         with self.lock:
@@ -254,19 +255,27 @@ class Tracker:
                     taken.append(f"{row.id}: {edited.status_text(row.id)} (set by a person)")
             self.backlog.validate()
             self.document = edited
-            self._write(self.clock())
+            self._write(self.clock(), tasks=None)
             return taken
 
-    def _write(self, now: datetime) -> None:
-        tickets = list(self.backlog)
-        self.document = self.document.sync(tickets)
-        write_tasks_file(self.repo / TASKS_PATH, self.document)
-        self._written_text = self.document.render()
-        save_run_queue(
-            run_queue_path(self.repo),
-            RunQueue.of(tickets, self.task_prefix, self.settings.milestone.name),
-            display=RUN_QUEUE_PATH,
-        )
+    def _write(self, now: datetime, *, tasks: Iterable[Ticket] | None = (), queue: bool = True) -> None:
+        """Write the files a change touched: TASKS.md rows of ``tasks`` (None: every row; empty: TASKS.md is not
+        rewritten), run-queue.json when ``queue``, and run-state.json always. A file whose text would not change is
+        not rewritten: each write costs fsyncs, and a run makes a dozen per ticket."""
+        changed = list(self.backlog) if tasks is None else list(tasks)
+        if changed:
+            document = self.document.sync(changed)
+            text = document.render()
+            self.document = document
+            if text != self._written_text:
+                write_tasks_file(self.repo / TASKS_PATH, document)
+                self._written_text = text
+        if queue:
+            save_run_queue(
+                run_queue_path(self.repo),
+                RunQueue.of(list(self.backlog), self.task_prefix, self.settings.milestone.name),
+                display=RUN_QUEUE_PATH,
+            )
         open_ = open_estimates_usd(self.backlog.remaining(), self.models.prices())
         self.state = self.state.with_budget(self.ledger.position(open_, self.settings.budget.soft_cap_factor), now)
         save_run_state(run_state_path(self.repo), self.state, display=RUN_STATE_PATH)

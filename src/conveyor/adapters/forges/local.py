@@ -35,6 +35,9 @@ from conveyor.domain.merge import (
 from conveyor.domain.tracking import TRACKING_FILES, TRACKING_PREFIXES, code_paths, is_tracking_path
 
 
+REPLAY_TRACES = "automations/memory/replay"
+
+
 class LocalForge:
     name = "local"
 
@@ -117,6 +120,11 @@ class LocalForge:
     def _tracking_pathspecs(self) -> list[str]:
         specs = [p for p in sorted(TRACKING_FILES) if (self.repo / p).exists()]
         specs += [p.rstrip("/") for p in TRACKING_PREFIXES if p != ".conveyor/" and (self.repo / p).exists()]
+        if specs and not GitRepo(self.repo).is_ignored(REPLAY_TRACES):
+            # Full agent traces are never committed (ARCHITECTURE.md §2), even where .gitignore does not say so;
+            # delivery threads append to them while a squash commit is being built. (Naming an ignored path in a
+            # pathspec is an error for `git add`, hence only when it is not ignored already.)
+            specs.append(f":(exclude){REPLAY_TRACES}")
         return specs
 
     def _with_tracking_files(self, git: GitRepo, tree: str) -> str:
