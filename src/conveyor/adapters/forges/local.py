@@ -34,7 +34,6 @@ from conveyor.domain.merge import (
 )
 from conveyor.domain.tracking import TRACKING_FILES, TRACKING_PREFIXES, code_paths, is_tracking_path
 
-
 REPLAY_TRACES = "automations/memory/replay"
 
 
