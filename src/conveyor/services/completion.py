@@ -59,7 +59,6 @@ def on_given_up(ws: Workspace, ticket: Ticket, category: str, reason: str, appro
     """A ticket deferred or failed: its deferral entry, and its gate reports kept apart from passed ones."""
     move_to_failed(ws, ticket.id)
     path = ws.repo / DEFERRED_PATH
-    text = path.read_text(encoding="utf-8") if path.exists() else _DEFERRED_HEAD
     entry = (
         f"\n## {ticket.id}: {ticket.title}\n\n"
         f"- **State:** {ticket.state.value}\n"
@@ -68,7 +67,8 @@ def on_given_up(ws: Workspace, ticket: Ticket, category: str, reason: str, appro
         f"- **Suggested approach:** {approach}\n"
         f"- **Run:** {ws.run_id}; iterations {ticket.iterations}; cost ${ticket.cost_usd:.4f}\n"
     )
-    with ws.tracker.lock:
+    with ws.tracker.lock:  # a tracking path: never written while a squash commit is being built
+        text = path.read_text(encoding="utf-8") if path.exists() else _DEFERRED_HEAD
         write_text(path, text + entry)
 
 

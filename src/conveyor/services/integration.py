@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 
+from conveyor.adapters.crash import crash_scope
 from conveyor.adapters.git_repo import GitRepo
 from conveyor.adapters.quality_gates import run_quality_gates
 from conveyor.domain.errors import ConveyorError
@@ -56,7 +57,7 @@ def integrate(ws: Workspace, ticket_id: str, qa_tree: str) -> IntegrationResult:
                 qa_tree=qa_tree,
                 run_id=ws.run_id,
             )
-            with ws.tracker.lock:
+            with ws.tracker.lock, crash_scope("merge"):
                 after = _finished(ws, ticket)
                 ws.tracker.apply(after)
                 outcome = ws.forge.integrate(request)

@@ -102,6 +102,14 @@ def reconcile(ws: Workspace) -> Reconciled:
         if ticket.state.is_terminal and ticket.state is not State.DONE:
             continue
         merged = ws.forge.merged_commit(ticket.id)
+        recorded = ws.tracker.state.ticket(ticket.id).stage.stage
+        if ticket.state is State.DONE and merged is None and recorded in (State.INTEGRATING, State.OPS):
+            # Killed while the files were being written just before the squash commit: TASKS.md already says
+            # done, run-state.json still says integrating, and main has no squash commit. It was never merged.
+            back = ticket.model_copy(update={"state": State.INTEGRATING, "completed_at": None})
+            ws.tracker.apply(back, event="requeued", detail="recorded done, but not on main: merging it again")
+            notes.append(f"{ticket.id}: recorded done but not merged; back to the merge queue")
+            continue
         if merged is not None and ticket.state is not State.DONE:
             done = _force_done(ticket, ws.clock)
             ws.tracker.apply(done, event="done", detail=f"found merged on main as {merged[:10]} (resumed run)")

@@ -9,7 +9,6 @@ reports of failed tickets are kept apart from the passed ones (issue 5 §4).
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 from conveyor.domain.gate import ArtifactRecord
@@ -19,7 +18,6 @@ from conveyor.services.workspace import Workspace
 
 FAILED_DIR = "qa-failed"
 WORKFLOW = "execution-loop"
-_lock = threading.Lock()
 
 
 def run_record(ws: Workspace) -> RunRecord:
@@ -43,7 +41,7 @@ def load_qa_record(ws: Workspace, ticket_id: str) -> TicketRecord:
 
 def record_qa(ws: Workspace, ticket_id: str, report: QAReport) -> TicketRecord:
     now = ws.clock()
-    with _lock:
+    with ws.tracker.lock:  # a tracking path: never written while a squash commit is being built
         record = load_qa_record(ws, ticket_id)
         attempt = GateAttempt(
             gate="QA",
@@ -65,7 +63,7 @@ def record_qa(ws: Workspace, ticket_id: str, report: QAReport) -> TicketRecord:
 
 
 def move_to_failed(ws: Workspace, ticket_id: str) -> None:
-    with _lock:
+    with ws.tracker.lock:
         source = ws.store.ticket_path(ws.run_id, ticket_id)
         if not source.exists():
             return

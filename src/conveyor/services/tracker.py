@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from conveyor.adapters.crash import crash_point
 from conveyor.adapters.state_files import (
     run_queue_path,
     run_state_path,
@@ -276,6 +277,7 @@ class Tracker:
                 RunQueue.of(list(self.backlog), self.task_prefix, self.settings.milestone.name),
                 display=RUN_QUEUE_PATH,
             )
+        crash_point("between-tracking-files")
         open_ = open_estimates_usd(self.backlog.remaining(), self.models.prices())
         self.state = self.state.with_budget(self.ledger.position(open_, self.settings.budget.soft_cap_factor), now)
         save_run_state(run_state_path(self.repo), self.state, display=RUN_STATE_PATH)

@@ -42,8 +42,9 @@ class Workspace:
     def write_feedback(self, ticket_id: str, iteration: int, text: str) -> None:
         """The feedback of the last round trip, kept with the run's records (the next implementer call reads it)."""
         path = self.feedback_path(ticket_id)
-        previous = path.read_text(encoding="utf-8") if path.exists() else ""
-        write_text(path, f"{previous}## Round trip {iteration}\n\n{text.strip()}\n\n")
+        with self.tracker.lock:  # a tracking path: never written while a squash commit is being built
+            previous = path.read_text(encoding="utf-8") if path.exists() else ""
+            write_text(path, f"{previous}## Round trip {iteration}\n\n{text.strip()}\n\n")
 
     def latest_feedback(self, ticket_id: str) -> str:
         path = self.feedback_path(ticket_id)
