@@ -384,10 +384,21 @@ def test_counters_persist_in_the_state_file(repo: Path, tmp_path: Path) -> None:
     script = write_script(tmp_path, "entries:\n  - role: reviewer\n    steps: [{text: one}, {text: two}]\n")
     state = tmp_path / "scripted-state.json"
     first = ScriptedBackend(script, repo_root=repo, state_path=state)
-    assert first.run(make_request(role=AgentRole.REVIEWER, stage="reviewing")).text == "one"
+    assert first.run(make_request(role=AgentRole.REVIEWER, stage="reviewing", inputs={"round": 1})).text == "one"
     second = ScriptedBackend(script, repo_root=repo, state_path=state)  # a new process, same state
-    assert second.run(make_request(role=AgentRole.REVIEWER, stage="reviewing")).text == "two"
+    assert second.run(make_request(role=AgentRole.REVIEWER, stage="reviewing", inputs={"round": 2})).text == "two"
     assert second.run(make_request(role=AgentRole.REVIEWER, stage="reviewing")).error_kind is ErrorKind.SCRIPT
+
+
+def test_a_resumed_process_gets_the_same_step_for_a_request_already_answered(repo: Path, tmp_path: Path) -> None:
+    """A run killed after a call but before its result was stored makes the same call again on resume."""
+    script = write_script(tmp_path, "entries:\n  - role: reviewer\n    steps: [{text: one}, {text: two}]\n")
+    state = tmp_path / "scripted-state.json"
+    request = make_request(role=AgentRole.REVIEWER, stage="reviewing", inputs={"round": 1})
+    assert ScriptedBackend(script, repo_root=repo, state_path=state).run(request).text == "one"
+    resumed = ScriptedBackend(script, repo_root=repo, state_path=state)
+    assert resumed.run(request).text == "one"  # the same request: the same answer
+    assert resumed.run(request).text == "two"  # within one process, a repeated request takes the next step
     state.write_text("{not json")
     with pytest.raises(InputError):
         ScriptedBackend(script, repo_root=repo, state_path=state)

@@ -69,7 +69,9 @@ def _implementer_logs(repo: Path) -> list[dict[str, object]]:
         ("qa-running", 2),  # during QA
         ("after-squash-commit", 1),  # between the squash commit and the state update
         ("worktree-commit-before-ledger", 1),  # between a worktree commit and the ledger write
-        ("atomic-write", 40),  # during an atomic write (the 40th: well into the run)
+        # during an atomic write: the second one of the first merge (TASKS.md written, run-queue.json half done);
+        # scoped, so the kill lands at the same place whatever the threads' interleaving
+        ("atomic-write@merge", 2),
         # in the merge queue: TASKS.md and run-queue.json say done, run-state.json still says integrating, and
         # the squash commit is not built yet (the files are written first)
         ("between-tracking-files@merge", 1),

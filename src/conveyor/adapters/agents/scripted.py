@@ -30,7 +30,9 @@ Script format (YAML, or JSON when the file ends in ``.json``)::
 Matching: among the entries whose role matches, whose ticket is the request's ticket or ``*``, and whose stage
 and attempt (when given) match, the most specific wins (exact ticket, then stage, then attempt; ties: the
 first in the file). Step counters are kept per (entry, role, ticket, stage), in memory, or in ``state_path``
-(JSON, atomic) so that a resumed process goes on where a killed one stopped.
+(JSON, atomic) so that a resumed process goes on where a killed one stopped. The state file also remembers which
+step each request (by replay key) got: a resumed process asked the very same request again gets the same step,
+as a killed run's unrecorded call is made again on resume.
 
 Edits are confined to ``request.workdir`` like the real tools: absolute paths, ``..``, ``.git`` and symlinks
 pointing out are refused (a SCRIPT error). A step's edits are applied and committed even when the step also
@@ -314,6 +316,8 @@ class ScriptedBackend:
         self.calls = 0
         self._lock = threading.Lock()
         self._counters: dict[str, int] = self._load_counters()
+        self._assigned: dict[str, int] = self._load_assigned()  # replay key → step index, for a resumed process
+        self._earlier: dict[str, int] = dict(self._assigned)
         self._transcripts: dict[str, list[Message]] = {}
 
     @property
@@ -341,14 +345,33 @@ class ScriptedBackend:
             raise InputError.single(str(self.state_path), 1, "expected {'counters': {key: int}}")
         return {str(k): int(v) for k, v in counters.items()}
 
-    def _advance(self, key: str) -> int:
-        """The 0-based index of this call for ``key`` (and count it)."""
+    def _load_assigned(self) -> dict[str, int]:
+        if self.state_path is None or not self.state_path.is_file():
+            return {}
+        data = load_json(read_text(self.state_path), str(self.state_path))
+        assigned = data.get("assigned", {}) if isinstance(data, dict) else {}
+        return {str(k): int(v) for k, v in assigned.items()} if isinstance(assigned, dict) else {}
+
+    def _advance(self, key: str, request: AgentRequest | None = None) -> int:
+        """The 0-based index of this call for ``key`` (and count it).
+
+        A request that an earlier process already answered (same replay key, recorded in ``state_path``) gets the
+        same step again instead of the next one: a run killed after the call but before its result was stored
+        makes the call again on resume, and must get the answer it got the first time.
+        """
         with self._lock:
-            index = self._counters.get(key, 0)
-            self._counters[key] = index + 1
+            replay = request.replay_key() if request is not None else None
+            if replay is not None and replay in self._earlier:
+                index = self._earlier.pop(replay)
+            else:
+                index = self._counters.get(key, 0)
+                self._counters[key] = index + 1
+            if replay is not None:
+                self._assigned[replay] = index
             self.calls += 1
             if self.state_path is not None:
-                write_json(self.state_path, {"script": self.script_display, "counters": self._counters})
+                state = {"script": self.script_display, "counters": self._counters, "assigned": self._assigned}
+                write_json(self.state_path, state)
             return index
 
     def calls_for(self, role: AgentRole, ticket_id: str | None, stage: str) -> int:
@@ -384,7 +407,7 @@ class ScriptedBackend:
                 request, started, ErrorKind.SCRIPT, f"{self.script_display}: no script entry for {call}", transcript
             )
         index, entry = found
-        n = self._advance(self.counter_key(index, request))
+        n = self._advance(self.counter_key(index, request), request)
         if n >= len(entry.steps) and not entry.repeat_last:
             detail = (
                 f"{self._where(index)}: no step {n + 1} for {call}: the entry has {len(entry.steps)} step(s) "
