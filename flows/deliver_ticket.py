@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from conveyor.domain.ticket import Flag, set_flag
-from conveyor.services.delivery import DeliveryResult, DeliveryStatus, deliver, hold
+from conveyor.services.delivery import DeliveryResult, DeliveryStatus, deliver, hold_if_open
 from conveyor.services.escalation import Next, apply_decision, apply_policy
 from conveyor.services.workspace import Workspace, lookup
 from tasks.ticket_gate import ask_ticket_decision
@@ -68,7 +68,7 @@ async def deliver_ticket(
         except Exception as exc:
             get_run_logger().exception("%s: delivery failed", ticket_id)
             reason = f"delivery failed: {type(exc).__name__}: {exc}"
-            await asyncio.to_thread(_hold, ws, ticket_id, reason)
+            await asyncio.to_thread(hold_if_open, ws, ticket_id, reason)
             result = DeliveryResult(ticket_id, DeliveryStatus.HELD, reason)
         if result.status is DeliveryStatus.READY:
             ticket = ws.tracker.ticket(ticket_id)
@@ -88,12 +88,6 @@ async def deliver_ticket(
         if next_ is not Next.CONTINUE:
             return _result(None, next_, ticket_id, result.reason)
     return _result(None, Next.WAIT, ticket_id, f"no decision after {MAX_ANSWERS} answers")
-
-
-def _hold(ws: Workspace, ticket_id: str, reason: str) -> None:
-    ticket = ws.tracker.ticket(ticket_id)
-    if not ticket.state.is_terminal:
-        hold(ws, ticket, reason)
 
 
 def _approved(ws: Workspace, ticket_id: str) -> bool:

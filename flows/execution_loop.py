@@ -31,7 +31,7 @@ from conveyor.domain.ticket import State, Ticket
 from conveyor.ports import utcnow
 from conveyor.services.agents import agent_backend, backend_name
 from conveyor.services.completion import on_done, reward_declining
-from conveyor.services.delivery import hold
+from conveyor.services.delivery import hold_if_open
 from conveyor.services.escalation import Next
 from conveyor.services.integration import IntegrationStatus, integrate
 from conveyor.services.loop_setup import build_workspace, reconcile, remove_stray_temp_files, sync_with_origin
@@ -200,7 +200,7 @@ class _Loop:
             except Exception as exc:
                 self.logger.exception("%s: integration failed", ticket_id)
                 reason = f"integration failed: {type(exc).__name__}: {exc}"
-                await asyncio.to_thread(self._hold, ticket_id, reason)
+                await asyncio.to_thread(hold_if_open, self.ws, ticket_id, reason)
                 self.outcome.notes.append(f"{ticket_id}: {reason}")
                 return Next.CONTINUE
             if merged.status is IntegrationStatus.MERGED and merged.commit:
@@ -226,11 +226,6 @@ class _Loop:
         for hook in _hooks:
             hook(self.ws, ticket_id)
         return Next.CONTINUE
-
-    def _hold(self, ticket_id: str, reason: str) -> None:
-        ticket = self.ws.tracker.ticket(ticket_id)
-        if not ticket.state.is_terminal:
-            hold(self.ws, ticket, reason)
 
     async def _abort(self, ticket_id: str, result: dict[str, Any]) -> None:
         if not self.outcome.stopped:

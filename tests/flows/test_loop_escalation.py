@@ -305,3 +305,22 @@ def test_a_ticket_whose_delivery_fails_is_held_and_the_others_go_on(tmp_path: Pa
     assert "delivery failed: RoleOutputError" in state["tickets"]["TK-FEAT-002"]["blockers"][-1]["reason"]
     assert state["tickets"]["TK-FEAT-002"]["status"] == "blocked"
     assert result["stopped"].startswith("deadlock")
+
+
+def test_the_iteration_limit_holds_a_ticket_and_the_policy_defers_it(tmp_path: Path) -> None:
+    repo = textkit(tmp_path, max_iterations=1, on_escalation="defer")
+
+    def always_request_changes(script: dict[str, Any]) -> None:
+        for entry in script["entries"]:
+            if entry.get("role") == "reviewer" and entry.get("ticket") == "TK-FEAT-001":
+                entry["steps"] = entry["steps"][:1]  # the request-changes verdict, repeated
+                entry["repeat_last"] = True
+
+    edit_script(repo, always_request_changes)
+    _commit_all(repo, "TK-FEAT-001's reviewer never approves")
+    run_loop(repo)
+    assert _states(repo)["TK-FEAT-001"] == "deferred"
+    state = json.loads((repo / "automations/run-state.json").read_text())
+    assert state["tickets"]["TK-FEAT-001"]["stage"]["iterations"] == 1
+    deferred = (repo / "docs/reports/deferred/deferred-errors.md").read_text()
+    assert "## TK-FEAT-001" in deferred

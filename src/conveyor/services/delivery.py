@@ -128,16 +128,30 @@ def _implement(ws: Workspace, ticket: Ticket, worktree: Path, base: str) -> Tick
     return _apply(ws, transition(ticket, target, at=ws.clock()), "implemented", result.notes, branch_head=head)
 
 
-def _send_back(ws: Workspace, ticket: Ticket, feedback: str, event: str, worktree: Path) -> Ticket:
+def return_to_implementer(ws: Workspace, ticket: Ticket, feedback: str, event: str, worktree: Path) -> Ticket:
+    """A round trip back to the implementer with ``feedback`` (persisted); at the iteration limit the ticket is held
+    instead (the returned ticket is then blocked)."""
     ws.write_feedback(ticket.id, ticket.iterations + 1, feedback)
     moved = send_back(ticket, max_iterations=ws.settings.max_iterations, at=ws.clock())
     if moved.is_blocked:
-        reason = f"iteration limit ({ws.settings.max_iterations}) reached after {event}"
-        hold(ws, ticket, reason)
-        raise _HeldError(reason)
+        return hold(ws, ticket, f"iteration limit ({ws.settings.max_iterations}) reached after {event}")
     # The head the next implementer call starts from: part of its replay key, so a resumed run replays it.
     head = GitRepo(worktree).head_sha()
     return _apply(ws, moved, "sent-back", f"{event}; round trip {moved.iterations}", branch_head=head)
+
+
+def hold_if_open(ws: Workspace, ticket_id: str, reason: str) -> None:
+    """Hold the ticket unless it already ended (an error in its delivery or integration)."""
+    ticket = ws.tracker.ticket(ticket_id)
+    if not ticket.state.is_terminal:
+        hold(ws, ticket, reason)
+
+
+def _send_back(ws: Workspace, ticket: Ticket, feedback: str, event: str, worktree: Path) -> Ticket:
+    moved = return_to_implementer(ws, ticket, feedback, event, worktree)
+    if moved.is_blocked:
+        raise _HeldError(f"iteration limit ({ws.settings.max_iterations}) reached after {event}")
+    return moved
 
 
 def _review(ws: Workspace, ticket: Ticket, worktree: Path, base: str) -> Ticket:

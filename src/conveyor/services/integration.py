@@ -22,9 +22,9 @@ from conveyor.adapters.quality_gates import run_quality_gates
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.merge import MergeRequest, MergeStatus
 from conveyor.domain.review import follow_up_id
-from conveyor.domain.ticket import Severity, State, Ticket, TicketKind, send_back, transition
+from conveyor.domain.ticket import Severity, State, Ticket, TicketKind, transition
 from conveyor.services import delivery_agents as agents
-from conveyor.services.delivery import hold
+from conveyor.services.delivery import hold, return_to_implementer
 from conveyor.services.qa_records import record_qa
 from conveyor.services.workspace import Workspace
 
@@ -98,14 +98,10 @@ def _finished(ws: Workspace, ticket: Ticket) -> Ticket:
 
 
 def _back(ws: Workspace, ticket: Ticket, feedback: str, event: str) -> IntegrationResult:
-    ws.write_feedback(ticket.id, ticket.iterations + 1, feedback)
-    moved = send_back(ticket, max_iterations=ws.settings.max_iterations, at=ws.clock())
+    moved = return_to_implementer(ws, ticket, feedback, event, ws.worktrees.worktree_path(ticket.id))
     if moved.is_blocked:
         reason = f"iteration limit ({ws.settings.max_iterations}) reached after {event}"
-        hold(ws, ticket, reason)
         return IntegrationResult(ticket.id, IntegrationStatus.HELD, detail=reason)
-    head = GitRepo(ws.worktrees.worktree_path(ticket.id)).head_sha()
-    ws.tracker.apply(moved, event="sent-back", detail=f"{event}; round trip {moved.iterations}", branch_head=head)
     return IntegrationResult(ticket.id, IntegrationStatus.REDELIVER, detail=event)
 
 
