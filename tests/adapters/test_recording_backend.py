@@ -414,5 +414,7 @@ def test_a_killed_run_replays_the_implementer_without_a_call(repo: Path, tmp_pat
     assert not (worktree / "crash-leftover.txt").exists()  # rescued, not lost:
     rescue = git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/conveyor/rescue/").split()
     assert git(repo, "show", f"{rescue[0]}:crash-leftover.txt").startswith("written after")
-    # and the proof is sound: a real call now would have failed (the script's only step is used up)
-    assert counting.inner.run(request).error_kind is ErrorKind.SCRIPT
+    # and the proof is sound: a real call now would have failed (the script's only step is used up; another
+    # request, since the very same one would get its first answer again from a resumed scripted backend)
+    other = request.model_copy(update={"inputs": {**request.inputs, "round": 2}})
+    assert counting.inner.run(other).error_kind is ErrorKind.SCRIPT
