@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
 import resource
 import subprocess
 import tempfile
@@ -363,3 +364,14 @@ def check_run(run: LoopRun) -> str:
 
 def temp_root(prefix: str) -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix=prefix)
+
+
+def print_header(title: str, tmp: Path) -> None:
+    """The benchmark's title and the platform it ran on (every figure depends on it)."""
+    import prefect
+
+    print(title)
+    print(
+        f"python {platform.python_version()}, prefect {prefect.__version__}, {os.cpu_count()} CPUs, "
+        f"{platform.system()} {platform.release()}; temp dir {tmp}"
+    )

@@ -32,8 +32,6 @@ in any thread then (the order above); "busy" columns give the summed thread time
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import sys
 import time
@@ -49,6 +47,7 @@ from bench._loop_fixture import (
     load_average,
     make_repo,
     prepare_environment,
+    print_header,
     run_loop,
     temp_root,
     warm_up_prefect,
@@ -72,15 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with temp_root("conveyor-bench-loop-") as tmp_name:
         tmp = Path(tmp_name)
         prepare_environment(tmp / "prefect-home")
-        import prefect
 
         from conveyor.adapters.sandbox.select import select_sandbox
 
-        print("Conveyor execution-loop overhead (bench/loop_overhead)")
-        print(
-            f"python {platform.python_version()}, prefect {prefect.__version__}, {os.cpu_count()} CPUs, "
-            f"{platform.system()} {platform.release()}; temp dir {tmp}"
-        )
+        print_header("Conveyor execution-loop overhead (bench/loop_overhead)", tmp)
         sandbox = select_sandbox(args.sandbox).name
         print(
             f"{args.tickets} independent tickets, workers {args.workers}, scripted agents (zero latency), "

@@ -29,7 +29,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import resource
 import signal
 import subprocess
@@ -49,6 +48,7 @@ from bench._loop_fixture import (
     load_average,
     make_repo,
     prepare_environment,
+    print_header,
     run_loop,
     temp_root,
     warm_up_prefect,
@@ -207,14 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with temp_root("conveyor-bench-scale-") as tmp_name:
         tmp = Path(tmp_name)
         prepare_environment(tmp / "prefect-home")
-        import prefect
         from prefect.server.api.server import SubprocessASGIServer
 
-        print("Conveyor execution-loop scaling (bench/scale)")
-        print(
-            f"python {platform.python_version()}, prefect {prefect.__version__}, {os.cpu_count()} CPUs, "
-            f"{platform.system()} {platform.release()}; temp dir {tmp}"
-        )
+        print_header("Conveyor execution-loop scaling (bench/scale)", tmp)
         print(
             f"sizes {sizes}, workers {args.workers}, independent tickets, scripted agents (zero latency), gate "
             f"{args.gate.split()!r}, sandbox {args.sandbox}; one child process per size; cap {args.cap_s:.0f} s overall"

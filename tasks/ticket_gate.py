@@ -7,13 +7,14 @@ None, and the caller applies build-spec ``on_escalation``.
 
 from __future__ import annotations
 
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 from prefect import pause_flow_run
 from prefect.exceptions import FlowPauseTimeout
 from prefect.input import RunInput
 from pydantic import Field
 
+FormT = TypeVar("FormT", bound=RunInput)
 TicketAction = Literal["retry", "grant_budget", "skip", "defer", "approve", "abort"]
 
 
@@ -33,14 +34,19 @@ class TicketDecision(RunInput):
     reason: str = Field("", description="skip / defer / abort: why, recorded with the ticket.")
 
 
-async def ask_ticket_decision(description: str, timeout_s: float, poll_s: int = 2) -> TicketDecision | None:
-    form = TicketDecision.with_initial_data(description=description)
+async def _ask(form_type: type[FormT], description: str, timeout_s: float, poll_s: int) -> FormT | None:
+    """Pause the calling flow run with ``form_type``'s form; the answer, or None when nobody answered in time."""
+    form = form_type.with_initial_data(description=description)
     try:
         paused: Any = pause_flow_run(wait_for_input=form, timeout=max(1, round(timeout_s)), poll_interval=poll_s)
-        answer = cast(TicketDecision, await paused)
+        return cast(FormT, await paused)
     except FlowPauseTimeout:
         return None
-    return answer
+
+
+async def ask_ticket_decision(description: str, timeout_s: float, poll_s: int = 2) -> TicketDecision | None:
+    """Pause the ticket's own subflow with the ticket form."""
+    return await _ask(TicketDecision, description, timeout_s, poll_s)
 
 
 class RunBudgetDecision(RunInput):
@@ -54,10 +60,4 @@ class RunBudgetDecision(RunInput):
 
 async def ask_run_budget(description: str, timeout_s: float, poll_s: int = 2) -> RunBudgetDecision | None:
     """Pause the execution loop's own flow run (the whole run) with the budget form."""
-    form = RunBudgetDecision.with_initial_data(description=description)
-    try:
-        paused: Any = pause_flow_run(wait_for_input=form, timeout=max(1, round(timeout_s)), poll_interval=poll_s)
-        answer = cast(RunBudgetDecision, await paused)
-    except FlowPauseTimeout:
-        return None
-    return answer
+    return await _ask(RunBudgetDecision, description, timeout_s, poll_s)
