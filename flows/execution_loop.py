@@ -5,7 +5,8 @@ services. Per turn the loop re-reads TASKS.md (a person's edits win), syncs with
 (ready set by critical path, touch sets and predicted conflicts apart, budget mode), starts one
 ``deliver-ticket`` subflow per ticket, and hands each READY ticket to the merge queue. It stops when the
 backlog is finished, on a deadlock (reported), on ``abort``, on a frozen budget, or when rewards decline
-and build-spec ``on_decline`` is ``halt``. Tracking files are committed at the end (and within squash
+and build-spec ``on_decline`` is ``halt`` (with ``replan``, the default, the remaining tickets are re-planned
+and the run goes on). Tracking files are committed at the end (and within squash
 commits), and the final report goes to an artifact and to automations/runs/<run-id>/record/REPORT.md.
 """
 
@@ -37,6 +38,7 @@ from conveyor.services.integration import IntegrationStatus, integrate
 from conveyor.services.loop_setup import build_workspace, reconcile, remove_stray_temp_files, sync_with_origin
 from conveyor.services.preflight import preflight
 from conveyor.services.qa_records import run_record
+from conveyor.services.replan import replan
 from conveyor.services.run_report import RunOutcome, backlog_table, final_report, ticket_markdown
 from conveyor.services.tracker import TRACKED_STATE_FILES
 from conveyor.services.workspace import Workspace, register, unregister
@@ -88,6 +90,7 @@ class _Loop:
         self.outcome = RunOutcome(run_id=ws.run_id, backend=ws.backend_label)
         self.running: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self.rewards: list[float] = []
+        self.completed: list[str] = []  # tickets done this run, in order (the re-plan's brief)
         self.waiting: set[str] = set()  # held tickets whose subflow returned without a decision this run
         self.sink = PrefectArtifacts()
         self.progress = ProgressArtifact(artifact_key(slug, "progress"), f"Execution loop {ws.run_id} of {slug}")
@@ -210,6 +213,7 @@ class _Loop:
         ticket = self.ws.tracker.ticket(ticket_id)
         if ticket.state is State.DONE and not ticket.reward:
             total = await asyncio.to_thread(on_done, self.ws, ticket)
+            self.completed.append(ticket_id)
             if self.rewards:
                 self.outcome.reward_deltas.append((ticket_id, round(total - self.rewards[-1], 4)))
             self.rewards.append(total)
@@ -218,10 +222,11 @@ class _Loop:
                 self.ws.tracker.run_blocker(self.outcome.stopped)
                 return Next.ABORT
             if reward_declining(self.rewards):
-                self.outcome.notes.append(
-                    f"rewards declined three completions in a row after {ticket_id}: re-plan suggested (on_decline: "
-                    "replan); the planner re-plan of remaining tickets is not automated yet"
-                )
+                report = await asyncio.to_thread(replan, self.ws, self.completed)
+                note = f"rewards declined three completions in a row after {ticket_id}: re-plan, {report.describe()}"
+                self.logger.warning("%s", note)
+                self.outcome.notes.append(note)
+                self.rewards = [total]  # the re-planned backlog starts a new trend
         await asyncio.to_thread(self._publish, ticket_id)  # off the event loop: sibling subflows keep going
         for hook in _hooks:
             hook(self.ws, ticket_id)

@@ -37,7 +37,7 @@ the following phases then wait on the done verification only.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -199,21 +199,30 @@ def merge_backlog(
     *,
     owns: Owns | None = None,
     at: datetime | None = None,
+    pairs: Mapping[str, str] | None = None,
+    gone_note: str = GONE_NOTE,
 ) -> MergeResult:
     """Upsert ``fresh`` into ``existing`` by the rules of the module docstring.
 
-    ``at`` stamps ``completed_at`` of tickets made obsolete. Raises the backlog's validation errors when the
-    result has an unknown dependency or a cycle (only possible when ``existing`` was edited inconsistently).
+    ``at`` stamps ``completed_at`` of tickets made obsolete. ``pairs`` (fresh id → existing id of an owned
+    ticket) are matches decided by the caller, before rule 3 matches the rest; ``gone_note`` is the note of
+    rule 6. Raises the backlog's validation errors when the result has an unknown dependency or a cycle (only
+    possible when ``existing`` was edited inconsistently).
     """
     owner = owns or default_owns(existing, fresh)
     fresh_kept, alias, fresh_merges = _dedupe_fresh(fresh)
-    match = _match(existing, fresh_kept, owner)
+    by_id = {t.id: t for t in existing}
+    given = {f: by_id[e] for f, e in (pairs or {}).items() if e in by_id and owner(by_id[e]) and alias.get(f) == f}
+    taken = {t.id for t in given.values()}
+    match = given | _match(
+        existing, [t for t in fresh_kept if t.id not in given], lambda t: owner(t) and t.id not in taken
+    )
     final = _final_ids(existing, fresh_kept, match)
 
     def renamed(deps: Iterable[str]) -> list[str]:
         return [final.get(alias.get(d, d), d) for d in deps]
 
-    result = _Partial(owned={t.id for t in existing if owner(t)}, renamed=renamed, at=at)
+    result = _Partial(owned={t.id for t in existing if owner(t)}, renamed=renamed, at=at, gone_note=gone_note)
     result.merge_existing(existing, {e.id: f for f in fresh_kept if (e := match.get(f.id)) is not None})
     added: list[str] = []
     for ticket in fresh_kept:
@@ -280,6 +289,7 @@ class _Partial:
     owned: set[str]
     renamed: Callable[[Iterable[str]], list[str]]
     at: datetime | None
+    gone_note: str = GONE_NOTE
     tickets: list[Ticket] = field(default_factory=list)
     obsoleted: list[str] = field(default_factory=list)
     duplicates: list[DuplicateMerge] = field(default_factory=list)
@@ -299,7 +309,7 @@ class _Partial:
                 if original:
                     self.duplicates.append(DuplicateMerge(original, ticket.id, "duplicate in the existing backlog"))
                 self.tickets.append(
-                    self._obsolete(ticket, f"obsolete: duplicate of {original}" if original else GONE_NOTE)
+                    self._obsolete(ticket, f"obsolete: duplicate of {original}" if original else self.gone_note)
                 )
                 self.obsoleted.append(ticket.id)
             else:

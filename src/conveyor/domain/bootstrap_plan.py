@@ -77,16 +77,30 @@ def _estimate(ticket: PlannedTicket, learnings: list[LearningRecord]) -> int:
     return estimate_for_type(ticket.task_type, file_count=files, learnings=learnings, why="planned").tokens
 
 
-def backlog_from_plan(plan: Plan, *, prefix: str, learnings: Iterable[LearningRecord] = ()) -> list[Ticket]:
-    """The backlog of ``plan``, by the rules of the module docstring."""
-    records = list(learnings)
-    order = _plan_order(plan)
+def _numbered(plan: Plan, prefix: str, order: list[int]) -> tuple[dict[int, str], dict[str, int]]:
     counters: dict[str, int] = {}
     ids: dict[int, str] = {}
     for index in order:
         category = plan_category(plan.tickets[index].task_type)
         counters[category] = counters.get(category, 0) + 1
         ids[index] = format_ticket_id(prefix, category, counters[category])
+    return ids, counters
+
+
+def plan_ticket_ids(plan: Plan, *, prefix: str) -> list[str]:
+    """The id :func:`backlog_from_plan` gives each ticket of ``plan``, by the plan's own positions."""
+    ids, _ = _numbered(plan, prefix, _plan_order(plan))
+    return [ids[i] for i in range(len(plan.tickets))]
+
+
+def backlog_from_plan(
+    plan: Plan, *, prefix: str, learnings: Iterable[LearningRecord] = (), add_docs: bool = True
+) -> list[Ticket]:
+    """The backlog of ``plan``, by the rules of the module docstring (``add_docs``: the documentation ticket
+    a plan without one gets; a re-plan of part of a backlog passes False)."""
+    records = list(learnings)
+    order = _plan_order(plan)
+    ids, counters = _numbered(plan, prefix, order)
     position = {id(t): i for i, t in enumerate(plan.tickets)}
     tickets: list[Ticket] = []
     for index in order:
@@ -110,7 +124,7 @@ def backlog_from_plan(plan: Plan, *, prefix: str, learnings: Iterable[LearningRe
             )
         )
     code_work = [t.id for t in tickets if t.task_type not in NO_CODE_TYPES]
-    if code_work and not any(t.task_type is TaskType.DOCS for t in tickets):
+    if add_docs and code_work and not any(t.task_type is TaskType.DOCS for t in tickets):
         docs_id = format_ticket_id(prefix, DOCS_CATEGORY, counters.get(DOCS_CATEGORY, 0) + 1)
         tokens = calibrate(DOCS_PER_TICKET_TOKENS * len(code_work), calibration_for(TaskType.DOCS, records))
         tickets.append(

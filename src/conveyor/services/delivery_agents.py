@@ -43,7 +43,7 @@ class _Limited:
             return self._inner.run(request)
 
 
-def _backend(ws: Workspace) -> AgentBackend:
+def limited_backend(ws: Workspace) -> AgentBackend:
     if ws.backend is None:
         raise ConveyorError("deterministic mode: no agent backend to call")
     return _Limited(ws, ws.backend)
@@ -52,7 +52,7 @@ def _backend(ws: Workspace) -> AgentBackend:
 def _call(ws: Workspace, ticket: Ticket, role: str, base: str) -> RoleCall:
     limits = Limits(max_usd=ws.settings.budget.ticket_cap_usd) if ws.settings.budget.ticket_cap_usd else None
     return RoleCall(
-        backend=_backend(ws),
+        backend=limited_backend(ws),
         run_id=ws.run_id,
         ticket_id=ticket.id,
         attempt=max(1, ticket.attempt),
@@ -66,7 +66,7 @@ def _call(ws: Workspace, ticket: Ticket, role: str, base: str) -> RoleCall:
 def implement(ws: Workspace, ticket: Ticket, worktree: Path, feedback: str, start: str) -> AgentResult:
     """One implementer round in the ticket's worktree, from commit ``start`` (the head when the round began: a
     resumed run replays a finished call); the result's commit is on the ticket branch."""
-    backend = _backend(ws)
+    backend = limited_backend(ws)
     head = start
     request = AgentRequest(
         role=AgentRole.IMPLEMENTER,

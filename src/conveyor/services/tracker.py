@@ -172,6 +172,32 @@ class Tracker:
                 self.state = self.state.record(ticket, now)
             self._write(now, tasks=added)
 
+    def rework(self, after: list[Ticket], reason: str) -> list[str]:
+        """Replace the backlog by ``after`` (a re-plan: compute it from the backlog while holding the lock);
+        returns the ids whose row changed or is new. Tickets under way must be as they are: their owner writes
+        them."""
+        with self.lock:
+            before = {t.id: t for t in self.backlog}
+            touched = [t for t in after if before.get(t.id) != t]
+            moved = [t.id for t in touched if t.id in before and before[t.id].state.is_active]
+            if moved:
+                raise ValueError(f"a re-plan may not change tickets under way: {', '.join(moved)}")
+            backlog = Backlog(after)
+            backlog.validate()
+            if not touched:
+                return []
+            now = self.clock()
+            self.backlog = backlog
+            for ticket in touched:
+                self.state = self.state.record(ticket, now)
+            self._write(now, tasks=touched)
+        self.events.emit(
+            "conveyor.run.replanned",
+            resource={"id": self.run_id, "repo": self.repo.resolve().name},
+            payload={"tickets": [t.id for t in touched], "reason": reason},
+        )
+        return [t.id for t in touched]
+
     def spend(self, ticket_id: str | None, role: str, usd: float, tokens: int = 0) -> None:
         if usd <= 0 and tokens <= 0:
             return
