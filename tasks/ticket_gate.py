@@ -34,7 +34,7 @@ class TicketDecision(RunInput):
     reason: str = Field("", description="skip / defer / abort: why, recorded with the ticket.")
 
 
-async def _ask(form_type: type[FormT], description: str, timeout_s: float, poll_s: int) -> FormT | None:
+async def ask_form(form_type: type[FormT], description: str, timeout_s: float, poll_s: int) -> FormT | None:
     """Pause the calling flow run with ``form_type``'s form; the answer, or None when nobody answered in time."""
     form = form_type.with_initial_data(description=description)
     try:
@@ -46,7 +46,7 @@ async def _ask(form_type: type[FormT], description: str, timeout_s: float, poll_
 
 async def ask_ticket_decision(description: str, timeout_s: float, poll_s: int = 2) -> TicketDecision | None:
     """Pause the ticket's own subflow with the ticket form."""
-    return await _ask(TicketDecision, description, timeout_s, poll_s)
+    return await ask_form(TicketDecision, description, timeout_s, poll_s)
 
 
 class RunBudgetDecision(RunInput):
@@ -60,4 +60,4 @@ class RunBudgetDecision(RunInput):
 
 async def ask_run_budget(description: str, timeout_s: float, poll_s: int = 2) -> RunBudgetDecision | None:
     """Pause the execution loop's own flow run (the whole run) with the budget form."""
-    return await _ask(RunBudgetDecision, description, timeout_s, poll_s)
+    return await ask_form(RunBudgetDecision, description, timeout_s, poll_s)

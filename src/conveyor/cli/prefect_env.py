@@ -6,8 +6,11 @@ before prefect is imported.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+API_FILE = ".conveyor/prefect/api.json"
 
 
 def configure_prefect(repo: Path) -> None:
@@ -19,3 +22,19 @@ def configure_prefect(repo: Path) -> None:
         home = repo.resolve() / ".conveyor" / "prefect"
         home.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("PREFECT_HOME", str(home))
+
+
+def record_api(repo: Path) -> None:
+    """Write where this run's Prefect API listens, so `conveyor answer` from another shell can reach it."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()
+        server.start()
+        url = server.api_url
+    path = repo / API_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"api_url": url, "pid": os.getpid()}) + "\n", encoding="utf-8")

@@ -16,10 +16,9 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from conveyor.cli.app import app
-from conveyor.cli.prefect_env import configure_prefect
+from conveyor.cli.prefect_env import API_FILE, configure_prefect, record_api
 
 out = Console(highlight=False, soft_wrap=True)
-API_FILE = ".conveyor/prefect/api.json"
 
 
 def _progress_table(repo: Path) -> Table:
@@ -48,22 +47,6 @@ def _watch(repo: Path, stop: threading.Event) -> None:
         while not stop.wait(0.5):
             live.update(_progress_table(repo))
         live.update(_progress_table(repo))
-
-
-def _record_api(repo: Path) -> None:
-    """Write where this run's Prefect API listens, so `conveyor answer` from another shell can reach it."""
-    from prefect.settings import PREFECT_API_URL
-
-    url = PREFECT_API_URL.value()
-    if not url:
-        from prefect.server.api.server import SubprocessASGIServer
-
-        server = SubprocessASGIServer()
-        server.start()
-        url = server.api_url
-    path = repo / API_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"api_url": url, "pid": os.getpid()}) + "\n", encoding="utf-8")
 
 
 @app.command()
@@ -100,7 +83,7 @@ def run(
     run_id = resolve_run_id(root, None, resume)  # names the Prefect flow run and tags every subflow run
 
     if interactive:
-        _record_api(root)
+        record_api(root)
     stop = threading.Event()
     watcher = None
     if not quiet and out.is_terminal:
@@ -130,9 +113,16 @@ def run(
 
 @app.command()
 def answer(
-    ticket: Annotated[str, typer.Argument(help="The held ticket (e.g. TK-FEAT-001), or the run id (budget pause).")],
+    ticket: Annotated[
+        str, typer.Argument(help="The held ticket (e.g. TK-FEAT-001), the run id (budget pause), or 'release'.")
+    ],
     action: Annotated[
-        str, typer.Option("--action", "-a", help="retry|grant_budget|skip|defer|approve|abort; run: raise_cap|stop")
+        str,
+        typer.Option(
+            "--action",
+            "-a",
+            help="retry|grant_budget|skip|defer|approve|abort; run: raise_cap|stop; release: approve|reject",
+        ),
     ],
     repo: Annotated[Path, typer.Option("--repo", "-C", help="The target repository.")] = Path(),
     guidance: Annotated[str, typer.Option("--guidance", help="retry: what to do differently.")] = "",
@@ -140,14 +130,15 @@ def answer(
     reason: Annotated[str, typer.Option("--reason", help="skip / defer / abort: why.")] = "",
     cap: Annotated[float | None, typer.Option("--cap-usd", help="run raise_cap: the new run cap.")] = None,
 ) -> None:
-    """Answer a paused ticket's form (the same form the Prefect UI shows)."""
+    """Answer a paused ticket's, run's or release's form (the same form the Prefect UI shows)."""
     root = repo.resolve()
     api = root / API_FILE
     if not os.environ.get("PREFECT_API_URL") and api.exists():
         os.environ["PREFECT_API_URL"] = json.loads(api.read_text(encoding="utf-8"))["api_url"]
     configure_prefect(root)
+    target = f"release-{root.name}" if ticket == "release" else ticket  # the release flow run's name
     found = asyncio.run(
-        _resume(ticket, {"action": action, "guidance": guidance, "budget_usd": budget, "reason": reason})
+        _resume(target, {"action": action, "guidance": guidance, "budget_usd": budget, "reason": reason})
     )
     if not found:
         out.print(f"no paused flow run named {ticket} (is `conveyor run --interactive` waiting on it?)")

@@ -222,6 +222,8 @@ def _document(
             event = f"QA failed after the docs update ({report.summary()})"
             return _send_back(ws, ticket, feedback, event, worktree), None
         qa_tree = git.tree_of(head)
+    if docs.note and docs.note not in ticket.notes:  # the release's documentation checklist reads the waiver here
+        ticket = ticket.model_copy(update={"notes": f"{ticket.notes}; {docs.note}" if ticket.notes else docs.note})
     moved = transition(ticket, State.INTEGRATING, at=ws.clock())
     return _apply(ws, moved, "ready", docs.note, branch_head=head), qa_tree
 
