@@ -1,8 +1,8 @@
 """The README's first command runs the main job offline: scripts/demo (what `make demo` calls) succeeds.
 
-It bootstraps the textkit example from its PRD and runs the execution loop on it with the scripted backend: real
-git, a real pytest gate (one real failure, then fixed), a review round trip, and a local Prefect API whose home is
-kept in the demo repository.
+It bootstraps the textkit example from its PRD, runs the execution loop on it with the scripted backend (real git,
+a real pytest gate with one real failure then fixed, a review round trip, a local Prefect API whose home is kept in
+the demo repository) and releases 0.0.1.
 """
 
 from __future__ import annotations
@@ -37,3 +37,8 @@ def test_demo_bootstraps_and_delivers_the_textkit_example_offline(tmp_path: Path
     assert (demo / ".conveyor/prefect").is_dir()  # kept for `prefect server start`
     feedback = next((demo / "automations/runs").glob("RUN-*/record/feedback/TK-FEAT-002.md")).read_text()
     assert "1 failed" in feedback  # the real failing pytest run the script's first step caused
+    assert "(HEAD -> main, tag: v0.0.1) chore(orchestrator): Complete 0.0.1 milestone release" in out
+    notes = (demo / "docs/releases/v0.0.1.md").read_text()
+    assert notes.startswith("# textkit 0.0.1")  # the scripted release-notes agent's notes
+    assert "Retrospective: estimate variance by task type" in notes
+    assert "## [0.0.1] - " in (demo / "CHANGELOG.md").read_text()
