@@ -11,7 +11,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC := 1
 
-.PHONY: setup bwrap demo test check fmt bench clean
+.PHONY: setup bwrap github-api demo test check fmt bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,8 +35,15 @@ setup: .venv/.synced bwrap
 demo: setup
 	$(UV) run --frozen --no-sync scripts/demo
 
+## GitHub's OpenAPI description and recorded fixtures (npm), which judge the github forge's fake GitHub in tests.
+github-api: tests/github_api/node_modules/.installed
+
+tests/github_api/node_modules/.installed: tests/github_api/package.json tests/github_api/package-lock.json
+	cd tests/github_api && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
 ## Set up, then the whole check: format, lint, types, import contracts, tests.
-test: setup check
+test: setup github-api check
 
 check:
 	$(UV) run --frozen --no-sync scripts/check

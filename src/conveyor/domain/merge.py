@@ -17,6 +17,7 @@ class MergeStatus(StrEnum):
     NEEDS_REBASE = "needs-rebase"  # main moved in code since the branch's base: rebase and re-run QA first
     CONFLICT = "conflict"  # back to the implementer
     REFUSED = "refused"  # the invariant would break, or the ticket touched tracking files
+    CHECKS_FAILED = "checks-failed"  # a forge's CI checks failed on the PR (github): back to the implementer
 
 
 class MergeRequest(BaseModel):
