@@ -365,8 +365,21 @@ class GitRepo:
         out = self._out("log", "--format=%H", "--extended-regexp", f"--grep={pattern}", ref, "--")
         return [line for line in out.splitlines() if line]
 
+    def messages_matching(self, ref: str, *patterns: str) -> list[tuple[str, str]]:
+        """(sha, message) of commits reachable from ``ref`` with a line matching any of ``patterns`` (ERE),
+        newest first: one process where :meth:`commits_matching` would take one per pattern."""
+        greps = [f"--grep={pattern}" for pattern in patterns]
+        out = self._git("log", "--format=%H%x00%B%x1e", "--extended-regexp", *greps, ref, "--")[1]
+        found = []
+        for record in out.split("\x1e"):
+            sha, _, message = record.strip("\n").partition("\x00")
+            if sha:
+                found.append((sha, message))
+        return found
+
     def has_remote(self, name: str) -> bool:
-        return name in self._out("remote").split()
+        # Read from the config in-process: the loop asks before every dispatch and after every merge.
+        return any(remote.name == name for remote in self._repo.remotes)
 
     def fetch(self, remote: str) -> None:
         self._git("fetch", "--quiet", remote)
@@ -382,10 +395,13 @@ class GitRepo:
             "cherry-pick": ("CHERRY_PICK_HEAD",),
             "revert": ("REVERT_HEAD",),
         }
-        for operation, names in markers.items():
-            for name in names:
-                if (self.path / self._out("rev-parse", "--git-path", name)).exists():
-                    return operation
+        names = [name for group in markers.values() for name in group]
+        # One process for every marker path (worktrees keep them in their own git dir).
+        out = self._git("rev-parse", *(arg for name in names for arg in ("--git-path", name)))[1]
+        paths = dict(zip(names, out.splitlines(), strict=True))
+        for operation, group in markers.items():
+            if any((self.path / paths[name]).exists() for name in group):
+                return operation
         return None
 
     def abort_operation(self) -> str | None:

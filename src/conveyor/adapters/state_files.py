@@ -19,7 +19,7 @@ from typing import Any, Final, TypeVar
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic_core import PydanticCustomError
 
-from conveyor.adapters.atomic import write_json
+from conveyor.adapters.atomic import write_json, write_text
 from conveyor.adapters.structured_text import load_json, parse_model, read_text
 from conveyor.domain.errors import InputError
 from conveyor.domain.run_state import RUN_QUEUE_SCHEMA_VERSION, RUN_STATE_SCHEMA_VERSION, RunQueue, RunState
@@ -90,14 +90,21 @@ def _load(model: type[M], kind: str, path: Path, display: str | None) -> M:
     return _parse(model, kind, read_text(path, shown), shown)
 
 
-def _dump(document: BaseModel) -> dict[str, Any]:
-    return document.model_dump(mode="json")
+# What this process last wrote to each state file. A file still holding exactly that text needs no validating
+# parse before it is replaced (the loop writes run-state a dozen times per ticket; the parse cost O(tickets)).
+_written: dict[Path, str] = {}
 
 
 def _save(model: type[M], kind: str, path: Path, document: M, *, display: str | None, force: bool) -> None:
+    key = path.resolve()
     if not force and path.exists():
-        _load(model, kind, path, display)  # raises InputError (naming file and line) instead of overwriting
-    write_json(path, _dump(document))
+        current = path.read_text(encoding="utf-8")
+        if _written.get(key) != current:
+            _parse(model, kind, current, display or str(path))  # InputError naming file and line: never overwrite
+    # pydantic's serializer gives json.dumps(indent=2, ensure_ascii=False)'s layout at a tenth of the cost.
+    text = document.model_dump_json(indent=2) + "\n"
+    write_text(path, text)
+    _written[key] = text
 
 
 # -- run-state -----------------------------------------------------------------------------------------

@@ -172,8 +172,11 @@ class TasksDocument:
             if ticket_id not in row_of:
                 raise ValueError(f"{self.display} has no row for ticket {ticket_id} to set extra columns on")
             changes.extend((row_of[ticket_id], index, value) for index, value in extras[ticket_id].items())
+        removed = [row_of[tid] for tid in drop if tid in row_of]
+        if not (changes or new_rows or removed):
+            return self  # the common case of a state write: no cell differs, and re-parsing costs O(rows)
         table = table.with_values(changes).extend(new_rows)
-        table = table.without_rows(row_of[tid] for tid in drop if tid in row_of)
+        table = table.without_rows(removed)
         text = (_BOM if self.bom else "") + self.before + table.render() + self.after
         return parse_tasks_md(text, self.display)
 

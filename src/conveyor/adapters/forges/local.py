@@ -17,6 +17,7 @@ also records it (N merged tickets cost N commits); ``git reset --keep`` then mov
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -52,9 +53,10 @@ class LocalForge:
 
     def merged_commit(self, ticket_id: str) -> str | None:
         """The ticket's squash commit on main, unless a later commit reverted it (then it may merge again)."""
-        git = GitRepo(self.repo)
-        found = git.commits_matching(self.main_branch, trailer_pattern(ticket_id))
-        reverts = git.commits_matching(self.main_branch, revert_pattern(ticket_id))
+        trailer, revert = trailer_pattern(ticket_id), revert_pattern(ticket_id)
+        messages = GitRepo(self.repo).messages_matching(self.main_branch, trailer, revert)
+        found = [sha for sha, message in messages if _has_line(message, trailer)]
+        reverts = [sha for sha, message in messages if _has_line(message, revert)]
         return found[0] if len(found) > len(reverts) else None
 
     def integrate(self, request: MergeRequest) -> MergeOutcome:
@@ -146,3 +148,8 @@ class LocalForge:
         specs = self._tracking_pathspecs()
         if specs:
             git.run_git("add", "-A", "--", *specs)
+
+
+def _has_line(message: str, pattern: str) -> bool:
+    """Whether a line of ``message`` matches ``pattern`` as git's ``--grep`` did (anchored trailer patterns)."""
+    return any(re.search(pattern, line) for line in message.splitlines())
