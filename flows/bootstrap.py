@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ from conveyor.services.bootstrap import BudgetStep, rebudget
 from conveyor.services.bootstrap_gate import budget_question, interpret_decision, over_cap_message
 from conveyor.services.bootstrap_inputs import BootstrapRequest
 from conveyor.services.bootstrap_outputs import backlog_rows, summary_markdown
+from conveyor.services.forges import github_forge
+from conveyor.services.phase_issues import open_phase_issues
 from conveyor.settings import Settings, load_settings
 from tasks.artifacts import PrefectArtifacts, artifact_key
 from tasks.bootstrap import (
@@ -55,6 +58,7 @@ from tasks.bootstrap import (
     recover_task,
     write_task,
 )
+from tasks.github_token import resolve_github_token
 from tasks.human_gate import ask_budget_decision
 
 DEFAULT_BUDGET_TIMEOUT_S = 3600.0
@@ -199,6 +203,12 @@ def bootstrap(
             timeout_s=budget_timeout_s,
             notes=notes,
         )
+        if settings.forge == "github":  # one issue per phase, linked from every ticket's issue column
+            forge = github_forge(root, settings, resolve_github_token(settings.github.token_block))
+            try:
+                budget = replace(budget, tickets=open_phase_issues(forge, settings, budget.tickets))
+            finally:
+                forge.close()
         changed = budget.tickets != existing or prd_step.written
         output = None
         if changed:

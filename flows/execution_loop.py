@@ -46,6 +46,7 @@ from conveyor.settings import Settings, load_settings
 from flows.deliver_ticket import deliver_ticket
 from tasks.artifacts import PrefectArtifacts, ProgressArtifact, artifact_key
 from tasks.events import PrefectEvents
+from tasks.github_token import resolve_github_token
 from tasks.limiter import PrefectLimiter, limit_name
 from tasks.ticket_gate import ask_run_budget
 
@@ -282,6 +283,9 @@ async def execution_loop(
     slug = root.name
     with RepositoryLease(root, run_id=run, command="run"):
         backend_ = agent_backend(root, settings)
+        token = None
+        if settings.forge == "github":  # the Secret block is loaded off the event loop (a sync Prefect call)
+            token = await asyncio.to_thread(resolve_github_token, settings.github.token_block)
         ws = build_workspace(
             root,
             run,
@@ -291,6 +295,7 @@ async def execution_loop(
             events=PrefectEvents(),
             cap_usd=check.cap_usd,
             cap_source=check.cap_source,
+            github_token=token,
         )
         if mode in ("anthropic", "claude-code"):  # the scripted backend makes no LLM call: nothing to cap
             ws.limiter = PrefectLimiter(max(1, settings.workers), name=limit_name(slug))

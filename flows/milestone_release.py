@@ -10,6 +10,7 @@ nobody can answer (``interactive`` false) it stops and says how to run it.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,20 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from conveyor.adapters.forges.github import GitHubForge
 from conveyor.adapters.lease import RepositoryLease
 from conveyor.adapters.run_store import RunStore
 from conveyor.domain.errors import ConveyorError
 from conveyor.ports import utcnow
 from conveyor.services.agents import agent_backend, backend_name
+from conveyor.services.forges import github_forge, publish_github_release
+from conveyor.services.phase_issues import issue_number
 from conveyor.services.release_publish import Release, publish_release
 from conveyor.services.release_validation import ReleaseCheck, validate_release
 from conveyor.settings import Settings, load_settings
 from tasks.artifacts import PrefectArtifacts, artifact_key
 from tasks.events import PrefectEvents
+from tasks.github_token import resolve_github_token
 from tasks.release_gate import ask_release_approval
 
 
@@ -47,9 +52,21 @@ def validate_task(repo: Path, settings: Settings, version: str | None, gate_logs
 
 
 @task(name="publish-release", cache_policy=NO_CACHE, persist_result=False)
-def publish_task(repo: Path, settings: Settings, check: ReleaseCheck, run_id: str) -> Release:
+def publish_task(
+    repo: Path, settings: Settings, check: ReleaseCheck, run_id: str, forge: GitHubForge | None
+) -> tuple[Release, str]:
+    """The release written, committed and tagged; with the github forge through the release PR, then GitHub's
+    release and the milestone closed. Returns the release and the link to show (GitHub's page, or the notes)."""
     backend = agent_backend(repo, settings)
-    return publish_release(repo, settings, check, backend=backend, run_id=run_id, today=datetime.now(UTC).date())
+    tag = check.decision.tag if check.decision else ""
+    land = None if forge is None else (lambda sha: forge.land_release(sha, tag))
+    today = datetime.now(UTC).date()
+    release = publish_release(repo, settings, check, backend=backend, run_id=run_id, today=today, land=land)
+    if forge is None:
+        return release, (repo / release.notes_path).as_uri()
+    notes = (repo / release.notes_path).read_text(encoding="utf-8")
+    issues = sorted({n for t in check.tickets if (n := issue_number(t.issue)) is not None})
+    return release, publish_github_release(forge, settings, release.tag, notes, issues)
 
 
 def release_report(check: ReleaseCheck, release: Release | None, stopped: str) -> str:
@@ -102,6 +119,7 @@ async def milestone_release(
     run = store.next_run_id(utcnow())
     sink = PrefectArtifacts()
     release: Release | None = None
+    link = ""
     stopped = ""
     with RepositoryLease(root, run_id=run, command="release"):
         check = validate_task(root, settings, version, store.logs_dir(run) / "release-gates")
@@ -110,13 +128,23 @@ async def milestone_release(
         elif settings.approvals.release:
             stopped = await _approval(check, interactive, approval_timeout_s)
         if not stopped:
-            release = publish_task(root, settings, check, run)
+            forge = None
+            if settings.forge == "github":  # the Secret block is loaded off the event loop (a sync Prefect call)
+                token = await asyncio.to_thread(resolve_github_token, settings.github.token_block)
+                forge = github_forge(root, settings, token)
+            try:
+                release, link = publish_task(root, settings, check, run, forge)
+            finally:
+                if forge is not None:
+                    forge.close()
     report = release_report(check, release, stopped)
-    sink.markdown(artifact_key(slug, "release-report"), report, f"Release report of {slug}")
     if release is None:
+        sink.markdown(artifact_key(slug, "release-report"), report, f"Release report of {slug}")
         raise ConveyorError(check.describe() if not check.ok else f"The release stops: {stopped}")
-    link = (root / release.notes_path).as_uri()
-    sink.link(artifact_key(slug, "release"), link, f"{release.tag} release notes", release.tag)
+    if settings.forge == "github":
+        report += f"- GitHub release: {link}\n"
+    sink.markdown(artifact_key(slug, "release-report"), report, f"Release report of {slug}")
+    sink.link(artifact_key(slug, "release"), link, f"{release.tag} release", release.tag)
     PrefectEvents().emit(
         "conveyor.milestone.released",
         resource={"id": settings.milestone.name, "repo": slug, "tag": release.tag},
@@ -130,6 +158,7 @@ async def milestone_release(
         "pushed": release.pushed,
         "notes": release.notes_path,
         "notes_by": release.notes_by,
+        "link": link,
         "report": report,
     }
 

@@ -7,8 +7,6 @@ from typing import Any
 from uuid import UUID
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
-from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
 
 # The artifact helpers return a coroutine when called from async code (Prefect's async_dispatch): the sinks are
 # called from the async execution loop too, and always want the call done.
@@ -40,46 +38,8 @@ class ProgressArtifact:
         created: Any = create_progress_artifact(progress=0.0, key=key, description=description, **_SYNC)
         self._id: UUID | None = created if isinstance(created, UUID) else None
 
-    @property
-    def id(self) -> UUID | None:
-        return self._id
-
     def update(self, percent: float) -> None:
         from prefect.artifacts import update_progress_artifact
 
         if self._id is not None:
             update_progress_artifact(self._id, progress=max(0.0, min(100.0, percent)), **_SYNC)
-
-
-class ArtifactPublisher:
-    """Markdown and progress artifacts of one flow run through one long-lived sync client.
-
-    Prefect's helpers open a new client per call (about three times the cost of a call on an open connection);
-    the execution loop publishes after every ticket, so it keeps one. Use it from one thread (the loop's
-    publishing thread), and :meth:`close` it from there.
-    """
-
-    def __init__(self, flow_run_id: UUID | None) -> None:
-        self.flow_run_id = flow_run_id
-        self._client: SyncPrefectClient | None = None
-
-    def _open(self) -> SyncPrefectClient:
-        if self._client is None:
-            client = get_client(sync_client=True)
-            client.__enter__()
-            self._client = client
-        return self._client
-
-    def markdown(self, key: str, markdown: str, description: str) -> None:
-        artifact = ArtifactCreate(
-            key=key, type="markdown", description=description, data=markdown, flow_run_id=self.flow_run_id
-        )
-        self._open().create_artifact(artifact)
-
-    def progress(self, artifact_id: UUID, percent: float) -> None:
-        self._open().update_artifact(artifact_id, ArtifactUpdate(data=max(0.0, min(100.0, percent))))
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.__exit__(None, None, None)
-            self._client = None

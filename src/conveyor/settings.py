@@ -24,6 +24,7 @@ from conveyor.domain.build_spec import (
     BuildSpec,
     EscalationPolicy,
     GateCommand,
+    GitHubSpec,
     GitSpec,
     MilestoneSpec,
 )
@@ -74,6 +75,7 @@ class Settings(BaseSettings):
     on_decline: str = "replan"
     git: GitSpec = Field(default_factory=GitSpec)
     forge: str = "local"
+    github: GitHubSpec = Field(default_factory=GitHubSpec)
     approvals: ApprovalSpec = Field(default_factory=ApprovalSpec)
     agents: AgentsSpec = Field(default_factory=AgentsSpec)
 

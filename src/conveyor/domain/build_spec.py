@@ -63,6 +63,18 @@ class GitSpec(_Spec):
     bot_email: str = Field("conveyor@localhost", description="Author email of Conveyor's commits.")
 
 
+class GitHubSpec(_Spec):
+    owner: str | None = Field(None, description="Repository owner (empty: read from the remote's URL).")
+    name: str | None = Field(None, description="Repository name (empty: read from the remote's URL).")
+    api_url: str = Field("https://api.github.com", description="REST API root (GitHub Enterprise: its /api/v3).")
+    label: str = Field("conveyor", description="Label put on Conveyor's pull requests.")
+    token_block: str | None = Field(
+        None, description="Prefect Secret block holding the token (empty: CONVEYOR_GITHUB_TOKEN or GITHUB_TOKEN)."
+    )
+    checks_timeout_s: float = Field(3600, gt=0, description="Seconds to wait for a PR's checks to finish.")
+    poll_interval_s: float = Field(15, gt=0, description="Seconds between polls of a PR's checks.")
+
+
 class ApprovalSpec(_Spec):
     release: bool = Field(False, description="Pause for a person's approval before tagging a release.")
     merge: bool = Field(False, description="Pause for approval before merging tickets marked approval_required.")
@@ -153,6 +165,7 @@ class BuildSpec(_Spec):
     )
     git: GitSpec = Field(default_factory=GitSpec, description="Git model.")
     forge: str = Field("local", description="Where merges happen: local (default) or github.")
+    github: GitHubSpec = Field(default_factory=GitHubSpec, description="The github forge (forge: github).")
     approvals: ApprovalSpec = Field(default_factory=ApprovalSpec, description="Human approvals.")
     agents: AgentsSpec = Field(default_factory=AgentsSpec, description="Agent backends, sandbox and models.")
 

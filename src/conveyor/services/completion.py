@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 
 from conveyor.adapters.atomic import write_text
+from conveyor.adapters.forges.github import GitHubForge
 from conveyor.adapters.learnings_file import LEARNINGS_PATH, read_learnings
 from conveyor.domain.budget import ticket_estimate_usd
 from conveyor.domain.learning import capture_for_ticket
 from conveyor.domain.rewards import RewardInputs, declining_streak, reward_components, reward_total
 from conveyor.domain.ticket import Ticket
+from conveyor.services.phase_issues import close_phase_issue
 from conveyor.services.qa_records import move_to_failed
 from conveyor.services.workspace import Workspace
 
@@ -42,6 +44,8 @@ def on_done(ws: Workspace, ticket: Ticket) -> float:
     components = reward_components(inputs)
     total = reward_total(components)
     ws.tracker.reward(ticket.id, components, total)
+    if isinstance(ws.forge, GitHubForge):
+        close_phase_issue(ws.forge, ticket)  # a verification ticket done: its phase's issue is done
     record = capture_for_ticket(ticket, ws.clock(), analysis=f"run {ws.run_id}")
     if record is not None:
         with ws.tracker.lock:

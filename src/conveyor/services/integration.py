@@ -84,6 +84,9 @@ def integrate(ws: Workspace, ticket_id: str, qa_tree: str) -> IntegrationResult:
                     + ". Main changed since your branch was made; rebase your change onto the current code."
                 )
                 return _back(ws, ticket, feedback, "merge conflict")
+            if outcome.status is MergeStatus.CHECKS_FAILED:
+                feedback = f"The forge's CI checks failed on the pull request: {outcome.detail}"
+                return _back(ws, ticket, feedback, "checks failed")
             reason = f"merge refused: {outcome.detail}"
             hold(ws, ticket, reason)
             return IntegrationResult(ticket.id, IntegrationStatus.HELD, detail=reason)

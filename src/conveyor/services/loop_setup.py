@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.adapters.forges.local import LocalForge
 from conveyor.adapters.git_repo import GitRepo, GitRepoError
 from conveyor.adapters.run_store import RunStore
 from conveyor.adapters.sandbox.select import select_sandbox
@@ -25,6 +24,7 @@ from conveyor.domain.ticket import State, Ticket, transition
 from conveyor.domain.tracking import is_tracking_path
 from conveyor.ports import AgentBackend, Clock, EventSink
 from conveyor.services.agents import backend_name, model_table
+from conveyor.services.forges import make_forge
 from conveyor.services.tracker import Tracker
 from conveyor.services.workspace import Workspace
 from conveyor.settings import Settings
@@ -40,6 +40,7 @@ def build_workspace(
     events: EventSink | None,
     cap_usd: float | None,
     cap_source: str,
+    github_token: str | None = None,
 ) -> Workspace:
     models = model_table(settings.agents)
     tracker = Tracker(
@@ -67,9 +68,7 @@ def build_workspace(
         ),
         store=store,
         tracker=tracker,
-        forge=LocalForge(
-            repo, main_branch=git.main_branch, remote=git.remote, author_name=git.bot_name, author_email=git.bot_email
-        ),
+        forge=make_forge(repo, settings, github_token),
         models=models,
         clock=clock,
     )

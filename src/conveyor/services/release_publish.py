@@ -12,7 +12,8 @@ Given a validated :class:`~conveyor.services.release_validation.ReleaseCheck`:
    backlog (TASKS.md and run-queue.json) for the next milestone. An archive that exists with other content
    stops the release before anything is written (rename the milestone in the build-spec).
 4. **Commit** "chore(orchestrator): Complete <milestone> milestone release" by the bot, an **annotated tag**
-   v<version> on it, both pushed when the remote exists.
+   v<version> on it, both pushed when the remote exists. With the github forge main is never pushed: the
+   commit lands through the release PR and the tag names its merge commit.
 
 Every input is read and every output computed before the first write, so a file that does not parse (a
 CHANGELOG.md or PRD.md a person broke) stops the release with its name and line, and nothing is changed.
@@ -21,6 +22,7 @@ CHANGELOG.md or PRD.md a person broke) stops the release with its name and line,
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -120,8 +122,12 @@ def publish_release(
     backend: AgentBackend | None,
     run_id: str,
     today: date,
+    land: Callable[[str], str] | None = None,
 ) -> Release:
-    """Write, commit and tag the validated release (module docstring); returns what was done."""
+    """Write, commit and tag the validated release (module docstring); returns what was done.
+
+    ``land`` takes the release commit to the forge's main and returns the commit to tag there (the github
+    forge's release PR); without it main itself is pushed when the remote exists (the local forge)."""
     if not check.ok or check.decision is None:
         raise ConveyorError(check.describe())
     git = GitRepo(repo)
@@ -170,10 +176,12 @@ def publish_release(
     if sha is None:
         raise ConveyorError("the release wrote nothing new to commit")
     tag = check.decision.tag
-    git.run_git("tag", "-a", tag, "-m", tag_message(version, settings.milestone.name), sha, env=identity_env(*bot))
-    pushed = False
-    if git.has_remote(settings.git.remote):
+    remote = git.has_remote(settings.git.remote)
+    if land is not None:
+        sha = land(sha)
+    elif remote:
         git.push(settings.git.remote, f"{main}:{main}")
+    git.run_git("tag", "-a", tag, "-m", tag_message(version, settings.milestone.name), sha, env=identity_env(*bot))
+    if remote:
         git.push(settings.git.remote, f"refs/tags/{tag}")
-        pushed = True
-    return Release(version, tag, sha, release_notes_path(version), notes_by, written, pushed, checked)
+    return Release(version, tag, sha, release_notes_path(version), notes_by, written, remote, checked)

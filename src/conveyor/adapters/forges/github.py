@@ -232,6 +232,30 @@ class GitHubForge:
             return False
         return True
 
+    def land_release(self, commit: str, tag: str) -> str:
+        """The release PR (ARCHITECTURE.md §4): ``commit``, local main's tip holding the tracking commits and the
+        release's documents, lands on GitHub's main through the squash-merged PR of ``conveyor/release-<tag>``.
+
+        Returns the merge commit on GitHub's main (the one to tag). GitHubForgeError when GitHub's main has
+        changes local main lacks (sync and release again), or when the PR does not land.
+        """
+        git = GitRepo(self.repo)
+        git.fetch(self.remote)
+        upstream = git.rev_parse(self.upstream)
+        if not git.is_ancestor(upstream, commit):
+            raise GitHubForgeError(f"GitHub's main has commits local {self.main_branch} lacks: sync, then release")
+        message = git.commit_info(commit)[2]
+        tree = git.tree_of(commit)
+        proposal = git.commit_tree(tree, [upstream], message, self.author_name, self.author_email)
+        branch = f"conveyor/release-{tag.lower()}"
+        git.push(self.remote, f"+{proposal}:refs/heads/{branch}")
+        title, _, body = message.partition("\n\n")
+        number = self.pulls.open_or_update_pr(branch, title, body or title, self.label)
+        outcome = self._land(git, number, proposal, tree, message)
+        if outcome.status is not MergeStatus.MERGED or outcome.commit is None:
+            raise GitHubForgeError(f"the release PR #{number} did not land: {outcome.status}: {outcome.detail}")
+        return outcome.commit
+
     # --- steps ------------------------------------------------------------------------------------
 
     def _merged_on_github(self, git: GitRepo, ticket_id: str) -> str | None:
