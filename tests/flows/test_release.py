@@ -24,7 +24,9 @@ from conveyor.domain.errors import ConveyorError
 from conveyor.domain.run_state import RunQueue
 from conveyor.domain.ticket import State, TaskType, Ticket
 from conveyor.services.backlog_loader import load_backlog
+from flows import milestone_release as release_module
 from flows.milestone_release import milestone_release
+from tasks.events import PrefectEvents
 from tests.conftest import git
 from tests.flows.test_loop_escalation import Answerer
 
@@ -143,10 +145,21 @@ def _release_refused(repo: Path, **params: Any) -> str:
     return str(refused.value)
 
 
-def test_a_finished_milestone_is_released_tagged_and_pushed(tmp_path: Path) -> None:
+def test_a_finished_milestone_is_released_tagged_and_pushed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = greeter(tmp_path)
     tasks_before = (repo / "docs/TASKS.md").read_text()
+    emitted: list[tuple[str, dict[str, Any]]] = []
+
+    class Recording(PrefectEvents):
+        def emit(self, event: str, *, resource: dict[str, str], payload: dict[str, Any]) -> None:
+            super().emit(event, resource=resource, payload=payload)
+            emitted.append((event, payload))
+
+    monkeypatch.setattr(release_module, "PrefectEvents", Recording)
     result = release(repo)
+    assert emitted == [
+        ("conveyor.milestone.released", {"version": "0.0.1", "commit": result["commit"], "pushed": True})
+    ]
 
     assert result["tag"] == "v0.0.1" and result["pushed"] is True
     assert git(repo, "cat-file", "-t", "v0.0.1").strip() == "tag"  # annotated
