@@ -12,6 +12,7 @@ import asyncio
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,9 +20,21 @@ from conveyor.services.backlog_loader import load_backlog
 from flows.bootstrap import bootstrap
 from flows.milestone_release import milestone_release
 from tests.conftest import git
-from tests.flows.loop_support import EXAMPLE, TICKETS, edit_build_spec, run_loop
+from tests.flows.loop_support import EXAMPLE, TICKETS, edit_build_spec, edit_script, run_loop
 from tests.support.fake_github import OPERATIONS, FakeGitHub
 from tests.support.fake_github_openapi import DescriptionMissingError, github_description
+
+
+def _second_docs_step(script: dict[str, Any]) -> None:
+    entry = next(e for e in script["entries"] if e.get("role") == "implementer" and e.get("ticket") == "TK-DOC-001")
+    first = entry["steps"][0]
+    again = {
+        "path": "docs/api.md",
+        "old": "# textkit library API\n",
+        "new": "# textkit library API\n\nChecked by CI.\n",
+    }
+    entry["steps"].append({"notes": "after the failing checks", "replace": again})
+    assert first  # the step that wrote docs/api.md stays the first
 
 
 @pytest.fixture
@@ -58,6 +71,9 @@ def test_tickets_merge_through_pull_requests_and_the_release_lands_on_github(
     git(repo, "-c", "user.name=t", "-c", "user.email=t@l", "commit", "-qm", "textkit skeleton")
     git(repo, "push", "-q", "origin", "main")
     bootstrap(repo=str(repo))
+    github.failing_heads["conveyor/tk-doc-001"] = 1  # the first PR of TK-DOC-001 fails its checks
+    edit_script(repo, _second_docs_step)
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@l", "commit", "-qam", "script: a second docs step")
 
     (issue,) = github.issues.values()  # a plan without phases: one issue for the milestone, in its milestone
     assert issue.title == "Milestone 0.0.1" and "TK-FEAT-001" in issue.body and "- [ ] TK-FEAT-001:" in issue.body
@@ -77,6 +93,9 @@ def test_tickets_merge_through_pull_requests_and_the_release_lands_on_github(
     state = git(github.remote, "log", "--format=%s", "conveyor/state").splitlines()
     assert any("checkpoint" in s for s in state)  # tracking commits went to conveyor/state
     assert all(t.state.value == "done" for t in load_backlog(repo).backlog)
+    feedback = next((repo / "automations/runs").glob("RUN-*/record/feedback/TK-DOC-001.md")).read_text()
+    assert "CI checks failed on the pull request" in feedback  # back to the implementer, then merged
+    assert "Checked by CI." in (repo / "docs/api.md").read_text()
 
     released = asyncio.run(milestone_release(repo=str(repo)))
     assert released["tag"] == "v0.0.1"

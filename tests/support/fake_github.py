@@ -103,6 +103,8 @@ class FakeGitHub:
         self.releases: dict[int, Release] = {}
         self._next_number = 1
         self._polls: dict[str, int] = {}
+        self.failing_heads: dict[str, int] = {}  # branch -> how many of its next heads fail their check runs
+        self._failed: set[str] = set()
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -179,6 +181,8 @@ class FakeGitHub:
                 self.violations.append(f"{method} {path}: not an operation the fake (or GitHub's description) has")
                 return 404, {"Content-Type": "application/json"}, json.dumps(error("Not Found")).encode()
             self.violations += self.description.request_problems(method, path, query, raw)
+            if (operation.variables.get("owner"), operation.variables.get("repo")) != (self.owner, self.name):
+                return 404, {"Content-Type": "application/json"}, json.dumps(error("Not Found")).encode()
             flat = {k: v[-1] for k, v in query.items()}
             fault = next((f for f in self._faults if f.operation_id == operation.operation_id and f.times > 0), None)
             if fault is not None:
@@ -313,10 +317,21 @@ class FakeGitHub:
             statuses = dict.fromkeys(statuses, "pending")
         return 200, self.bodies.combined_status(sha, statuses), {}
 
+    def _fails(self, sha: str) -> bool:
+        """Whether ``sha``'s check runs fail: the head of a branch that ``failing_heads`` still counts down."""
+        if sha not in self._failed:
+            for branch, left in self.failing_heads.items():
+                if left > 0 and self._branch(branch) == sha:
+                    self.failing_heads[branch] = left - 1
+                    self._failed.add(sha)
+        return sha in self._failed
+
     def _check_runs(self, variables: dict[str, str], query: dict[str, str], __: Any) -> Reply:
         sha = variables["ref"]
         runs = {} if self.ci is None else self.ci.runs
         done = self._concluded(sha)
+        if done and self._fails(sha):
+            runs = dict.fromkeys(runs, "failure")
         items = [
             self.bodies.check_run(sha, i, name, end if done else None) for i, (name, end) in enumerate(runs.items())
         ]

@@ -28,7 +28,8 @@ def github_repository(repo: Path, settings: Settings) -> tuple[str, str]:
     if spec.owner and spec.name:
         return spec.owner, spec.name
     try:
-        url = GitRepo(repo).run_git("remote", "get-url", settings.git.remote).strip()
+        # The configured URL, not `remote get-url`'s: that one applies url.<base>.insteadOf rewrites.
+        url = GitRepo(repo).config_get(f"remote.{settings.git.remote}.url") or ""
     except ConveyorError:
         url = ""
     found = _REMOTE.search(url)
