@@ -15,28 +15,12 @@ from conveyor.domain.tracking import code_paths
 from tests.conftest import git
 from tests.support.fake_github import Ci, FakeGitHub
 from tests.support.fake_github_bodies import validation_failed
-from tests.support.fake_github_repo import Clock, clone, commit_on_branch, fake_github, rebase_branch, show, write
+from tests.support.fake_github_repo import Clock, commit_on_branch, rebase_branch, show, write
 
 TICKET = "TK-FEAT-001"
 BRANCH = "conveyor/tk-feat-001"
 RUN = "RUN-20250101-1200"
 TOKEN = "ghp_test_token"
-
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeGitHub]:
-    with fake_github(tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
-def checkout(tmp_path: Path, fake: FakeGitHub) -> Path:
-    return clone(fake.remote, tmp_path / "checkout")
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

@@ -23,25 +23,9 @@ from tests.support.fake_github_openapi import (
     load_description,
     recorded_cases,
 )
-from tests.support.fake_github_repo import Clock, clone, commit_on_branch, fake_github
+from tests.support.fake_github_repo import Clock, commit_on_branch
 
 RELEASE_NOTES = "## 0.0.1\n- the first phase\n"
-
-
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeGitHub]:
-    with fake_github(tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def checkout(tmp_path: Path, fake: FakeGitHub) -> Path:
-    return clone(fake.remote, tmp_path / "checkout")
 
 
 @pytest.fixture

@@ -13,20 +13,11 @@ from conveyor.domain.ticket import Severity, State, Ticket, TicketKind
 from conveyor.services.phase_issues import close_phase_issue, issue_number, open_phase_issues
 from conveyor.settings import Settings
 from tests.support.fake_github import FakeGitHub
-from tests.support.fake_github_repo import clone, fake_github
 
 
 @pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeGitHub]:
-    with fake_github(tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
-def forge(tmp_path: Path, fake: FakeGitHub) -> Iterator[GitHubForge]:
-    made = GitHubForge(
-        clone(fake.remote, tmp_path / "checkout"), owner=fake.owner, name=fake.name, token="t", api_url=fake.url
-    )
+def forge(checkout: Path, fake: FakeGitHub) -> Iterator[GitHubForge]:
+    made = GitHubForge(checkout, owner=fake.owner, name=fake.name, token="t", api_url=fake.url)
     yield made
     made.close()
 
