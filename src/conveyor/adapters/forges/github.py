@@ -44,16 +44,15 @@ from conveyor.adapters.forges.github_trees import (
     with_working_tracking,
     working_tracking_specs,
 )
+from conveyor.adapters.forges.trailers import merged_commit_on
 from conveyor.adapters.git_repo import DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME, GitRepo, GitRepoError
 from conveyor.domain.merge import (
     REVERT_TRAILER,
     MergeOutcome,
     MergeRequest,
     MergeStatus,
-    revert_pattern,
     squash_message,
     ticket_of,
-    trailer_pattern,
 )
 from conveyor.domain.tracking import code_paths, is_tracking_path
 
@@ -260,9 +259,7 @@ class GitHubForge:
 
     def _merged_on_github(self, git: GitRepo, ticket_id: str) -> str | None:
         ref = self.upstream if git.commit_exists(self.upstream) else self.main_branch
-        found = git.commits_matching(ref, trailer_pattern(ticket_id))
-        reverts = git.commits_matching(ref, revert_pattern(ticket_id))
-        return found[0] if len(found) > len(reverts) else None
+        return merged_commit_on(git, ref, ticket_id)
 
     def _land(self, git: GitRepo, number: int, proposal: str, code_tree: str, message: str) -> MergeOutcome:
         """Wait for the checks of PR ``number`` (head ``proposal``), squash-merge it and check the result."""

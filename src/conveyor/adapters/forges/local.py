@@ -17,21 +17,19 @@ also records it (N merged tickets cost N commits); ``git reset --keep`` then mov
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from pathlib import Path
 
 from conveyor.adapters.crash import crash_point
+from conveyor.adapters.forges.trailers import merged_commit_on
 from conveyor.adapters.git_repo import GitRepo, GitRepoError
 from conveyor.domain.merge import (
     REVERT_TRAILER,
     MergeOutcome,
     MergeRequest,
     MergeStatus,
-    revert_pattern,
     squash_message,
     ticket_of,
-    trailer_pattern,
 )
 from conveyor.domain.tracking import TRACKING_FILES, TRACKING_PREFIXES, code_paths, is_tracking_path
 
@@ -53,11 +51,7 @@ class LocalForge:
 
     def merged_commit(self, ticket_id: str) -> str | None:
         """The ticket's squash commit on main, unless a later commit reverted it (then it may merge again)."""
-        trailer, revert = trailer_pattern(ticket_id), revert_pattern(ticket_id)
-        messages = GitRepo(self.repo).messages_matching(self.main_branch, trailer, revert)
-        found = [sha for sha, message in messages if _has_line(message, trailer)]
-        reverts = [sha for sha, message in messages if _has_line(message, revert)]
-        return found[0] if len(found) > len(reverts) else None
+        return merged_commit_on(GitRepo(self.repo), self.main_branch, ticket_id)
 
     def integrate(self, request: MergeRequest) -> MergeOutcome:
         git = GitRepo(self.repo)
@@ -148,8 +142,3 @@ class LocalForge:
         specs = self._tracking_pathspecs()
         if specs:
             git.run_git("add", "-A", "--", *specs)
-
-
-def _has_line(message: str, pattern: str) -> bool:
-    """Whether a line of ``message`` matches ``pattern`` as git's ``--grep`` did (anchored trailer patterns)."""
-    return any(re.search(pattern, line) for line in message.splitlines())
