@@ -9,7 +9,7 @@ import pytest
 
 from conveyor.domain.errors import ConveyorError
 from conveyor.ports import utcnow
-from conveyor.services.loop_setup import build_workspace, sync_with_origin
+from conveyor.services.loop_setup import build_workspace, remove_stray_temp_files, sync_with_origin
 from conveyor.services.workspace import Workspace
 from conveyor.settings import load_settings
 from tests.conftest import git
@@ -161,3 +161,18 @@ def test_a_failed_fetch_is_reported_and_the_run_works_on_local_main(repo: Path, 
 
     assert note is not None and "fetch from origin failed" in note
     assert tip(repo) == before
+
+
+def test_stray_temp_files_of_interrupted_writes_are_removed_but_not_in_worktrees(tmp_path: Path) -> None:
+    strays = [
+        "docs/.TASKS.md.ab12.tmp",
+        "automations/runs/RUN-1/record/.RUN.json.cd34.tmp",
+        ".conveyor/.ledger.json.ef56.tmp",
+        ".conveyor/replay/.484e6734.json.gh78.tmp",  # a replay entry being stored when the process was killed
+    ]
+    kept = ".conveyor/worktrees/TK-FEAT-001/.user.file.tmp"  # a ticket's checkout: not Conveyor's to clean
+    for rel in [*strays, kept]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("half")
+    assert sorted(remove_stray_temp_files(tmp_path)) == sorted(strays)
+    assert (tmp_path / kept).exists()

@@ -77,7 +77,13 @@ def build_workspace(
 def remove_stray_temp_files(repo: Path) -> list[str]:
     """``.<name>.<random>.tmp`` files an interrupted atomic write left next to Conveyor's files."""
     removed = []
-    folders = ((repo / "docs", True), (repo / "automations", True), (repo / ".conveyor", False))  # not worktrees
+    # .conveyor itself shallow (its worktrees are the tickets' checkouts); the replay cache below it in full.
+    folders = (
+        (repo / "docs", True),
+        (repo / "automations", True),
+        (repo / ".conveyor", False),
+        (repo / ".conveyor" / "replay", True),
+    )
     for folder, deep in folders:
         if not folder.is_dir():
             continue
