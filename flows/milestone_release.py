@@ -90,12 +90,20 @@ def release_report(check: ReleaseCheck, release: Release | None, stopped: str) -
     if release is not None:
         lines += [
             f"- Commit: {release.commit}",
-            f"- Tag: {release.tag} ({'pushed' if release.pushed else 'not pushed: no remote'})",
+            f"- Tag: {release.tag} ({_push_state(release)})",
             f"- Release notes: {release.notes_path}, by {release.notes_by}",
             f"- PRD requirements checked off: {release.checked_in_prd}",
             f"- Written: {', '.join(release.written)}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _push_state(release: Release) -> str:
+    if release.pushed:
+        return "pushed"
+    if release.push_error:
+        return f"NOT pushed: {release.push_error}; push main and the tag by hand"
+    return "not pushed: no remote"
 
 
 @flow(name="milestone-release", flow_run_name=_run_name, validate_parameters=True)

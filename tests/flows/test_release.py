@@ -297,3 +297,19 @@ def test_a_changelog_that_does_not_parse_stops_the_release_naming_its_line(tmp_p
     message = _release_refused(repo)
     assert "CHANGELOG.md:5" in message
     assert json.loads((repo / "automations/run-queue.json").read_text())["tickets"]  # the backlog is untouched
+
+
+def test_a_refused_push_leaves_the_release_made_locally_and_says_so(tmp_path: Path) -> None:
+    repo = greeter(tmp_path)
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", "-b", "main", str(tmp_path / "remote.git"), str(other))
+    (other / "NOTES.md").write_text("a person's change\n")
+    git(other, "add", "-A")
+    git(other, "-c", "user.name=p", "-c", "user.email=p@l", "commit", "-qm", "a person's change")
+    git(other, "push", "-q", "origin", "main")  # the remote's main moved: pushing ours is refused
+
+    result = release(repo)
+    assert result["pushed"] is False
+    assert "NOT pushed" in result["report"] and "push main and the tag by hand" in result["report"]
+    assert git(repo, "cat-file", "-t", "v0.0.1").strip() == "tag"  # the release itself is made
+    assert git(tmp_path / "remote.git", "tag", "--list").strip() == ""

@@ -30,7 +30,7 @@ from pathlib import Path
 from conveyor.adapters.agents.roles import release_notes
 from conveyor.adapters.agents.roles.base import RoleCall
 from conveyor.adapters.atomic import write_text
-from conveyor.adapters.git_repo import GitRepo, identity_env
+from conveyor.adapters.git_repo import GitRepo, GitRepoError, identity_env
 from conveyor.adapters.learnings_file import LEARNINGS_PATH
 from conveyor.adapters.state_files import run_queue_path, save_run_queue
 from conveyor.adapters.tasks_md import new_tasks_document, write_tasks_file
@@ -63,6 +63,7 @@ class Release:
     written: list[str] = field(default_factory=list)
     pushed: bool = False
     checked_in_prd: int = 0
+    push_error: str = ""  # the release is made locally; push main and the tag by hand
 
 
 def _commits_since(git: GitRepo, main: str) -> list[tuple[str, str]]:
@@ -179,9 +180,15 @@ def publish_release(
     remote = git.has_remote(settings.git.remote)
     if land is not None:
         sha = land(sha)
-    elif remote:
-        git.push(settings.git.remote, f"{main}:{main}")
     git.run_git("tag", "-a", tag, "-m", tag_message(version, settings.milestone.name), sha, env=identity_env(*bot))
+    release = Release(version, tag, sha, release_notes_path(version), notes_by, written, False, checked)
     if remote:
-        git.push(settings.git.remote, f"refs/tags/{tag}")
-    return Release(version, tag, sha, release_notes_path(version), notes_by, written, remote, checked)
+        # The release is made (commit and tag); a refused push is reported, and pushing by hand finishes it.
+        try:
+            if land is None:
+                git.push(settings.git.remote, f"{main}:{main}")
+            git.push(settings.git.remote, f"refs/tags/{tag}")
+            release.pushed = True
+        except GitRepoError as exc:
+            release.push_error = str(exc)
+    return release
