@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conveyor.adapters.forges.trailers import merged_commit_on
 from conveyor.adapters.git_repo import GitRepo
 from conveyor.adapters.quality_gates import run_quality_gates
 from conveyor.adapters.sandbox.select import select_sandbox
@@ -33,7 +34,6 @@ from conveyor.domain.doc_checklist import (
     parse_checklist,
     waiver_from_notes,
 )
-from conveyor.domain.merge import trailer_pattern
 from conveyor.domain.qa import QAReport
 from conveyor.domain.release_checks import DEFERRED_PATH, deferral_reasons, release_blockers
 from conveyor.domain.ticket import State, Ticket
@@ -83,10 +83,9 @@ def ticket_changes(git: GitRepo, main: str, tickets: list[Ticket]) -> tuple[dict
     for ticket in tickets:
         if ticket.state is not State.DONE:
             continue
-        found = git.commits_matching(main, trailer_pattern(ticket.id))
-        if not found:
+        sha = merged_commit_on(git, main, ticket.id)
+        if sha is None:
             continue  # a verification ticket (it merges nothing), or a ticket done by hand
-        sha = found[0]
         commits[ticket.id] = sha
         paths = [p for p in git.diff_names(f"{sha}^", sha) if not is_tracking_path(p)]
         diff = git.diff_text(f"{sha}^", sha, paths=paths) if paths else ""
