@@ -33,6 +33,8 @@ from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
+from blocks.github_token import resolve_github_token
+from blocks.settings_layer import use_blocks
 from conveyor.adapters.lease import RepositoryLease
 from conveyor.adapters.run_store import RunStore
 from conveyor.domain.build_spec import EscalationPolicy
@@ -58,7 +60,6 @@ from tasks.bootstrap import (
     recover_task,
     write_task,
 )
-from tasks.github_token import resolve_github_token
 from tasks.human_gate import ask_budget_decision
 
 DEFAULT_BUDGET_TIMEOUT_S = 3600.0
@@ -175,6 +176,7 @@ def bootstrap(
         raise ConveyorError(f"give one input, not {' and '.join(given)}")
     root = Path(repo)
     request = BootstrapRequest(root, prd=prd, report=report, kickstart=kickstart, archive=archive)
+    use_blocks()  # the Prefect block layer of the settings, when CONVEYOR_BLOCKS names one
     settings = load_settings(root)
     run = run_id or RunStore(root).next_run_id(utcnow())
     mode = backend_name(settings)

@@ -19,6 +19,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from blocks.github_token import resolve_github_token
+from blocks.settings_layer import use_blocks
 from conveyor.adapters.atomic import write_text
 from conveyor.adapters.git_repo import GitRepo
 from conveyor.adapters.lease import RepositoryLease
@@ -46,7 +48,6 @@ from conveyor.settings import Settings, load_settings
 from flows.deliver_ticket import deliver_ticket
 from tasks.artifacts import PrefectArtifacts, ProgressArtifact, artifact_key
 from tasks.events import PrefectEvents
-from tasks.github_token import resolve_github_token
 from tasks.limiter import PrefectLimiter, limit_name
 from tasks.ticket_gate import ask_run_budget
 
@@ -66,6 +67,7 @@ def _run_name() -> str:
 
 
 def _settings(root: Path, workers: int | None, backend: str | None) -> Settings:
+    use_blocks()  # the Prefect block layer of the settings, when CONVEYOR_BLOCKS names one
     settings = load_settings(root, {"workers": workers})
     if backend:
         settings = settings.model_copy(update={"agents": settings.agents.model_copy(update={"backend": backend})})

@@ -18,6 +18,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from blocks.github_token import resolve_github_token
+from blocks.settings_layer import use_blocks
 from conveyor.adapters.forges.github import GitHubForge
 from conveyor.adapters.lease import RepositoryLease
 from conveyor.adapters.run_store import RunStore
@@ -31,7 +33,6 @@ from conveyor.services.release_validation import ReleaseCheck, validate_release
 from conveyor.settings import Settings, load_settings
 from tasks.artifacts import PrefectArtifacts, artifact_key
 from tasks.events import PrefectEvents
-from tasks.github_token import resolve_github_token
 from tasks.release_gate import ask_release_approval
 
 
@@ -118,6 +119,7 @@ async def milestone_release(
     """Release the milestone of ``repo`` (``version``: instead of the one the rules pick; refused if it breaks them)."""
     logger = get_run_logger()
     root = Path(repo).resolve()
+    use_blocks()  # the Prefect block layer of the settings, when CONVEYOR_BLOCKS names one
     settings = load_settings(root)
     if backend:
         settings = settings.model_copy(update={"agents": settings.agents.model_copy(update={"backend": backend})})

@@ -2,7 +2,8 @@
 
 The build-spec fields are the run configuration; ``repo``, ``anthropic_api_key`` and ``prefect_api_url``
 are runtime-only. The Prefect block layer is a seam: a loader registered with
-:func:`register_block_loader` (the blocks issue provides it) returns the values stored in blocks.
+:func:`register_block_loader` (blocks/settings_layer.py installs it when ``CONVEYOR_BLOCKS`` names block
+documents) returns the values stored in blocks.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from blocks.github_token import resolve_github_token
 from conveyor.adapters.forges.github import GitHubForge
 from conveyor.adapters.forges.github_client import GitHubRateLimitError, GitHubTokenMissingError, token_from_env
 from conveyor.adapters.forges.github_pulls import ChecksState
-from tasks.github_token import resolve_github_token
 from tests.conftest import git
 from tests.support.fake_github import FakeGitHub
 from tests.support.fake_github_openapi import (

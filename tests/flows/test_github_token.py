@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prefect.blocks.system import Secret
 
+from blocks.github_token import resolve_github_token
 from conveyor.adapters.forges.github_client import GitHubTokenMissingError
-from tasks.github_token import resolve_github_token
 
 
 def test_the_secret_block_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

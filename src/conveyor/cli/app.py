@@ -24,7 +24,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def _register() -> None:
     # Each command group lives in its own module; importing it adds its commands to ``app``.
-    from conveyor.cli import bootstrap_cmd, release_cmd, repo_cmds, run_cmd, runner_cmds  # noqa: F401
+    from conveyor.cli import blocks_cmd, bootstrap_cmd, release_cmd, repo_cmds, run_cmd, runner_cmds  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,20 @@
-"""The github forge's token: a Prefect Secret block first, then the environment (docs/forges-github.md).
+"""The github forge's token (docs/forges-github.md), first found of: the ``github_token`` of the Conveyor Forge
+block named by ``CONVEYOR_BLOCKS``, the Secret block named by build-spec ``github.token_block``, the environment.
 
 This lives in the Prefect layer because adapters never import Prefect; the forge itself only takes a string.
 """
 
 from __future__ import annotations
 
+from blocks.settings_layer import github_token_from_blocks
 from conveyor.adapters.forges.github_client import TOKEN_VARIABLES, GitHubTokenMissingError, token_from_env
 
 
 def resolve_github_token(block_name: str | None) -> str:
-    """The token in the Secret block ``block_name`` (when given and loadable), else in the environment."""
+    """The token: the Conveyor Forge block's, the Secret block ``block_name``'s, or the environment's."""
+    from_blocks = github_token_from_blocks()
+    if from_blocks:
+        return from_blocks
     why = "no Secret block was named;"
     if block_name:
         from prefect.blocks.system import Secret
