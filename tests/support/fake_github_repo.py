@@ -45,23 +45,25 @@ class Clock:
 
 
 @contextmanager
-def fake_github(root: Path) -> Iterator[FakeGitHub]:
-    """A running fake GitHub whose bare repository has SEED on main; its traffic must be valid at the end."""
+def fake_github(root: Path, *, name: str = "widgets", seed: dict[str, str] | None = SEED) -> Iterator[FakeGitHub]:
+    """A running fake GitHub (owner acme) whose bare repository ``name`` has ``seed`` on main (None: empty, for a
+    test that pushes its own); its traffic must be valid at the end."""
     try:
         description = github_description(OPERATIONS)
     except DescriptionMissingError as exc:
         pytest.fail(str(exc))
-    remote = root / "github" / "widgets.git"
+    remote = root / "github" / f"{name}.git"
     remote.parent.mkdir(parents=True)
     git(root, "init", "-q", "--bare", "-b", "main", str(remote))
-    seed = root / "seed"
-    seed.mkdir()
-    git(seed, "init", "-q", "-b", "main")
-    write(seed, SEED)
-    git(seed, "add", "-A")
-    git(seed, "commit", "-q", "-m", "initial")
-    git(seed, "push", "-q", str(remote), "main")
-    fake = FakeGitHub(remote, description).start()
+    if seed is not None:
+        first = root / "seed"
+        first.mkdir()
+        git(first, "init", "-q", "-b", "main")
+        write(first, seed)
+        git(first, "add", "-A")
+        git(first, "commit", "-q", "-m", "initial")
+        git(first, "push", "-q", str(remote), "main")
+    fake = FakeGitHub(remote, description, name=name).start()
     try:
         yield fake
     finally:
