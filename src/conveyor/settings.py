@@ -27,6 +27,7 @@ from conveyor.domain.build_spec import (
     GateCommand,
     GitHubSpec,
     GitSpec,
+    ImprovementSpec,
     MilestoneSpec,
 )
 from conveyor.domain.errors import InputError, Problem
@@ -79,6 +80,7 @@ class Settings(BaseSettings):
     github: GitHubSpec = Field(default_factory=GitHubSpec)
     approvals: ApprovalSpec = Field(default_factory=ApprovalSpec)
     agents: AgentsSpec = Field(default_factory=AgentsSpec)
+    improvement: ImprovementSpec = Field(default_factory=ImprovementSpec)
 
     @classmethod
     def settings_customise_sources(

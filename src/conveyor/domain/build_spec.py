@@ -138,6 +138,41 @@ class AgentsSpec(_Spec):
         return value
 
 
+class ImprovementSpec(_Spec):
+    """The improvement loop (issue 7 §1, seed 002): scanners, ticket caps and the no-LLM review's limits."""
+
+    scanners: list[str] = Field(
+        default_factory=lambda: ["ruff", "ruff-format", "mypy", "bandit", "pytest", "coverage"],
+        description="Deterministic scanners to run, by name.",
+    )
+    commands: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per scanner, the command that runs its tool instead of `python -m <tool>` (an argument list; "
+        "the scanner adds its own output options).",
+    )
+    paths: list[str] = Field(default_factory=lambda: ["."], description="What ruff, mypy and bandit scan.")
+    coverage_threshold: float = Field(
+        80.0, ge=0, le=100, description="A file whose line coverage is under this percentage is a finding."
+    )
+    max_tickets_per_loop: int = Field(5, ge=1, le=50, description="Tickets one loop files and runs (seed 002: 5).")
+    max_open_tickets: int = Field(
+        10, ge=1, description="Cap on open auto-created tickets: a loop files none while this many are open."
+    )
+    loop_budget_usd: float | None = Field(None, gt=0, description="Budget cap of one loop in USD (empty: none).")
+    max_diff_files: int = Field(20, ge=1, description="No-LLM review: most files a mechanical fix may change.")
+    max_diff_lines: int = Field(400, ge=1, description="No-LLM review: most lines (added + removed) it may change.")
+    timeout_s: float = Field(900, gt=0, description="Seconds before a scanner's tool is killed.")
+
+    @field_validator("scanners")
+    @classmethod
+    def _scanners(cls, value: list[str]) -> list[str]:
+        known = {"ruff", "ruff-format", "mypy", "bandit", "pytest", "coverage"}
+        bad = sorted(set(value) - known)
+        if bad:
+            raise ValueError(f"unknown scanner(s) {bad}: use {', '.join(sorted(known))}")
+        return value
+
+
 class BuildSpec(_Spec):
     project: str | None = Field(None, description="Project name used in reports; empty means the folder name.")
     task_prefix: str = Field("CV", description="Ticket id prefix: ids are PREFIX-CAT-NNN, e.g. CV-SEC-001.")
@@ -168,6 +203,7 @@ class BuildSpec(_Spec):
     github: GitHubSpec = Field(default_factory=GitHubSpec, description="The github forge (forge: github).")
     approvals: ApprovalSpec = Field(default_factory=ApprovalSpec, description="Human approvals.")
     agents: AgentsSpec = Field(default_factory=AgentsSpec, description="Agent backends, sandbox and models.")
+    improvement: ImprovementSpec = Field(default_factory=ImprovementSpec, description="The improvement loop.")
 
     @field_validator("task_prefix")
     @classmethod
