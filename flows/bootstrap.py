@@ -61,6 +61,7 @@ from tasks.bootstrap import (
     write_task,
 )
 from tasks.human_gate import ask_budget_decision
+from tasks.repo_slot import repo_slot
 
 DEFAULT_BUDGET_TIMEOUT_S = 3600.0
 
@@ -181,7 +182,7 @@ def bootstrap(
     run = run_id or RunStore(root).next_run_id(utcnow())
     mode = backend_name(settings)
     logger.info("run %s, agents: %s", run, "deterministic mode (no LLM)" if mode == "deterministic" else mode)
-    with RepositoryLease(root, run_id=run, command="bootstrap"), _undone_on_failure(root) as scratch:
+    with repo_slot(root), RepositoryLease(root, run_id=run, command="bootstrap"), _undone_on_failure(root) as scratch:
         notes = []
         recovered = recover_task(request)
         if recovered:

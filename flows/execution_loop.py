@@ -49,6 +49,7 @@ from flows.deliver_ticket import deliver_ticket
 from tasks.artifacts import PrefectArtifacts, ProgressArtifact, artifact_key
 from tasks.events import PrefectEvents
 from tasks.limiter import PrefectLimiter, limit_name
+from tasks.repo_slot import repo_slot
 from tasks.ticket_gate import ask_run_budget
 
 BetweenTickets = Callable[[Workspace, str], None]
@@ -266,11 +267,15 @@ async def execution_loop(
     backend: str | None = None,
     interactive: bool = False,
     escalation_timeout_s: float = 3600.0,
+    cap_usd: float | None = None,
 ) -> dict[str, Any]:
-    """Deliver the backlog of ``repo``; ``resume`` continues the run recorded in run-state.json."""
+    """Deliver the backlog of ``repo``; ``resume`` continues the run recorded in run-state.json; ``cap_usd``
+    replaces the build-spec's budget cap for this run (an improvement loop's budget)."""
     logger = get_run_logger()
     root = Path(repo).resolve()
     settings = _settings(root, workers, backend)
+    if cap_usd is not None:
+        settings = settings.model_copy(update={"budget": settings.budget.model_copy(update={"cap_usd": cap_usd})})
     run = resolve_run_id(root, run_id, resume)
     if resume:
         for path in remove_stray_temp_files(root):
@@ -283,7 +288,7 @@ async def execution_loop(
     mode = backend_name(settings)
     logger.info("run %s, agents: %s", run, "deterministic mode (no LLM)" if mode == "deterministic" else mode)
     slug = root.name
-    with RepositoryLease(root, run_id=run, command="run"):
+    async with repo_slot(root, inner=RepositoryLease(root, run_id=run, command="run")):
         backend_ = agent_backend(root, settings)
         token = None
         if settings.forge == "github":  # the Secret block is loaded off the event loop (a sync Prefect call)
@@ -316,7 +321,7 @@ async def execution_loop(
                 # Every ticket is finished: what a milestone-release automation waits for.
                 ws.tracker.events.emit(
                     "conveyor.milestone.ready",
-                    resource={"id": settings.milestone.name, "run": run, "repo": slug},
+                    resource={"id": settings.milestone.name, "run": run, "repo": slug, "path": str(root)},
                     payload={"milestone": settings.milestone.name, "version": settings.milestone.version},
                 )
             commit = _checkpoint(ws, f"chore(orchestrator): Run {run} checkpoint")

@@ -34,6 +34,7 @@ from conveyor.settings import Settings, load_settings
 from tasks.artifacts import PrefectArtifacts, artifact_key
 from tasks.events import PrefectEvents
 from tasks.release_gate import ask_release_approval
+from tasks.repo_slot import repo_slot
 
 
 def release_run_name(repo: str) -> str:
@@ -131,7 +132,7 @@ async def milestone_release(
     release: Release | None = None
     link = ""
     stopped = ""
-    with RepositoryLease(root, run_id=run, command="release"):
+    async with repo_slot(root, inner=RepositoryLease(root, run_id=run, command="release")):
         check = validate_task(root, settings, version, store.logs_dir(run) / "release-gates")
         if not check.ok:
             stopped = "validation failed"

@@ -149,3 +149,9 @@ def test_installed_entry_point_runs_status(sample: Path) -> None:
         [str(exe), "status", "--repo", str(sample / "nope")], capture_output=True, text=True, check=False
     )
     assert bad.returncode == 2 and "docs/TASKS.md" in bad.stderr
+
+
+def test_a_usage_error_is_a_message_and_exit_2_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "No such option: --bogus" in err and "Traceback" not in err

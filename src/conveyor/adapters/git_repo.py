@@ -360,6 +360,11 @@ class GitRepo:
     def diff_text(self, base: str, head: str = "HEAD", *, paths: list[str] | None = None) -> str:
         return self._git("diff", "--no-color", "--no-ext-diff", base, head, "--", *(paths or []))[1]
 
+    def show_file(self, ref: str, path: str) -> str | None:
+        """The text of ``path`` at ``ref``, or None when it does not exist there."""
+        status, out, _ = self._git("show", f"{ref}:{path}", check=False)
+        return out if status == 0 else None
+
     def commits_matching(self, ref: str, pattern: str) -> list[str]:
         """Shas of commits reachable from ``ref`` with a message line matching ``pattern`` (ERE), newest first."""
         out = self._out("log", "--format=%H", "--extended-regexp", f"--grep={pattern}", ref, "--")

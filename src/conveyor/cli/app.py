@@ -24,7 +24,31 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def _register() -> None:
     # Each command group lives in its own module; importing it adds its commands to ``app``.
-    from conveyor.cli import blocks_cmd, bootstrap_cmd, release_cmd, repo_cmds, run_cmd, runner_cmds  # noqa: F401
+    from conveyor.cli import (  # noqa: F401
+        automations_cmd,
+        blocks_cmd,
+        bootstrap_cmd,
+        deploy_cmd,
+        improve_cmd,
+        release_cmd,
+        repo_cmds,
+        run_cmd,
+        runner_cmds,
+    )
+
+
+def _click_errors() -> tuple[type[Exception], ...]:
+    """Usage errors: typer 0.29 raises those of the click copy it bundles (typer._click), older typers click's."""
+    from click import ClickException
+
+    found: list[type[Exception]] = [ClickException]
+    try:
+        from typer._click.exceptions import ClickException as BundledClickException
+
+        found.append(BundledClickException)
+    except ImportError:  # a typer without a bundled click
+        pass
+    return tuple(found)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,10 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         err.print("aborted")
         return EXIT_FAILURE
     except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        from click import ClickException
-
-        if isinstance(exc, ClickException):
-            exc.show()
-            return exc.exit_code
+        if isinstance(exc, _click_errors()):
+            exc.show()  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
         raise
     return result if isinstance(result, int) else 0

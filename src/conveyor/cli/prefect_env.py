@@ -18,6 +18,8 @@ def configure_prefect(repo: Path) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # A server with Conveyor's zombie automation crashes a run silent for 90 s; Prefect's default beat is 180 s.
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
     if not os.environ.get("PREFECT_API_URL"):
         home = repo.resolve() / ".conveyor" / "prefect"
         home.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,11 @@ from conveyor.adapters.git_repo import GitRepo
 from conveyor.adapters.quality_gates import run_quality_gates
 from conveyor.domain.qa import QAReport
 from conveyor.domain.review import ReviewAction, decide_review
+from conveyor.domain.scan import ScanFinding
 from conveyor.domain.ticket import Flag, State, Ticket, TicketKind, send_back, set_flag, transition
 from conveyor.domain.tracking import code_paths
 from conveyor.services import delivery_agents as agents
+from conveyor.services import mechanical
 from conveyor.services.qa_records import record_qa
 from conveyor.services.workspace import Workspace
 
@@ -41,6 +43,12 @@ class DeliveryResult:
     reason: str = ""
     head: str | None = None
     qa_tree: str | None = None
+
+
+class _FinishedError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class _HeldError(Exception):
@@ -63,6 +71,8 @@ def deliver(ws: Workspace, ticket_id: str) -> DeliveryResult:
         return _run_stages(ws, ticket, worktree, entry.base)
     except _HeldError as held:
         return DeliveryResult(ticket_id, DeliveryStatus.HELD, held.reason)
+    except _FinishedError as finished:
+        return DeliveryResult(ticket_id, DeliveryStatus.FINISHED, finished.reason)
 
 
 def _apply(
@@ -108,6 +118,9 @@ def _run_stages(ws: Workspace, ticket: Ticket, worktree: Path, base: str) -> Del
 
 
 def _implement(ws: Workspace, ticket: Ticket, worktree: Path, base: str) -> Ticket:
+    findings = mechanical.fix_plan(ws, ticket)
+    if findings:
+        return _implement_mechanically(ws, ticket, worktree, base, findings)
     if ws.backend is None:
         reason = "deterministic mode (no LLM): there is no implementer for a change ticket"
         hold(ws, ticket, reason)
@@ -126,6 +139,30 @@ def _implement(ws: Workspace, ticket: Ticket, worktree: Path, base: str) -> Tick
     changed = code_paths(GitRepo(worktree).diff_names(base, head))
     target = State.REVIEWING if changed else State.QA
     return _apply(ws, transition(ticket, target, at=ws.clock()), "implemented", result.notes, branch_head=head)
+
+
+def _implement_mechanically(
+    ws: Workspace, ticket: Ticket, worktree: Path, base: str, findings: list[ScanFinding]
+) -> Ticket:
+    """An improvement-loop ticket whose every finding a mechanical fixer fixes: no model call."""
+    if ticket.iterations:
+        reason = "a mechanical fixer cannot act on review or QA feedback; a person or a model must take over"
+        hold(ws, ticket, reason)
+        raise _HeldError(reason)
+    changed = mechanical.apply_fixes(ws, ticket, worktree, findings)
+    head = GitRepo(worktree).head_sha()
+    if not code_paths(GitRepo(worktree).diff_names(base, head)):
+        left = mechanical.still_reported(ws, worktree, findings)
+        if not left:  # another ticket's change fixed them on main: nothing left to do
+            reason = "obsolete: its findings are no longer reported on main (fixed by another change)"
+            _apply(ws, transition(ticket, State.OBSOLETE, at=ws.clock()), "obsolete", reason)
+            raise _FinishedError(reason)
+        reason = f"the mechanical fixer changed nothing, and {len(left)} finding(s) are still reported"
+        hold(ws, ticket, reason)
+        raise _HeldError(reason)
+    note = f"mechanical fix: {len(changed)} file(s) changed"
+    moved = transition(ticket, State.REVIEWING, at=ws.clock()).model_copy(update={"agent": "mechanical fixer"})
+    return _apply(ws, moved, "implemented", note, branch_head=head)
 
 
 def return_to_implementer(ws: Workspace, ticket: Ticket, feedback: str, event: str, worktree: Path) -> Ticket:

@@ -17,9 +17,10 @@ from conveyor.adapters.git_repo import GitRepo
 from conveyor.domain.agent import IMPLEMENTER_TOOLS, AgentRequest, AgentResult, AgentRole, Limits
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.qa import QAReport
-from conveyor.domain.roles import AgentCallError, DocUpdates, ReviewDecision, ReviewVerdict
+from conveyor.domain.roles import AgentCallError, DocUpdates, ReviewVerdict
 from conveyor.domain.ticket import Ticket
 from conveyor.ports import AgentBackend
+from conveyor.services import mechanical
 from conveyor.services.agents import role_tier
 from conveyor.services.workspace import Workspace
 
@@ -101,11 +102,7 @@ def review(ws: Workspace, ticket: Ticket, base: str, head: str, worktree: Path) 
     """The reviewer's verdict on the change (None: no review in scope), and who reviewed."""
     diff = GitRepo(worktree).diff_text(base, head)
     if ws.backend is None:
-        verdict = ReviewVerdict(
-            decision=ReviewDecision.APPROVE,
-            comments="Mechanical review only (deterministic mode, no LLM): scope by changed paths, QA gates next.",
-        )
-        return verdict, "mechanical (deterministic mode)"
+        return mechanical.no_llm_review(ws, ticket, base, head, worktree), "no-LLM review (deterministic mode)"
     outcome = reviewer.run(_call(ws, ticket, AgentRole.REVIEWER.value, base), ticket=ticket, diff=diff)
     ws.tracker.spend(ticket.id, AgentRole.REVIEWER.value, outcome.cost_usd, outcome.usage.total)
     model = outcome.last_result.model if outcome.last_result else ""

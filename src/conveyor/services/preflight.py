@@ -174,7 +174,14 @@ def _check_backend(repo: Path, settings: Settings, open_changes: int | None) -> 
     if name == "deterministic":
         why = " (agents.backend is auto and ANTHROPIC_API_KEY is not set)" if spec.backend == "auto" else ""
         which = f"the {open_changes} open change ticket(s)" if open_changes else "change tickets"
-        return name, [], [f"agents: deterministic mode (no LLM){why}: {which} cannot be implemented."]
+        return (
+            name,
+            [],
+            [
+                f"agents: deterministic mode (no LLM){why}: {which} cannot be implemented "
+                "(except improvement-loop tickets that a mechanical fixer implements)."
+            ],
+        )
     if name == "scripted":
         if not spec.script:
             return name, ["agents: agents.backend is scripted but agents.script names no script file."], []

@@ -23,12 +23,15 @@ class ResearchSignature(dspy.Signature):  # type: ignore[misc]
 
     code_summary: str = dspy.InputField(desc="A map of the code: files, top-level symbols, notable excerpts.")
     scanner_findings: str = dspy.InputField(desc="Findings of the scanners (lint, type, security, coverage).")
+    previous_loop: str = dspy.InputField(
+        desc="The previous improvement loop's summary: its patterns and gotchas (what to avoid repeating)."
+    )
     report: ResearchReport = dspy.OutputField(desc="The issues worth a ticket, most severe first.")
 
 
 class ResearchProgram(RoleProgram):
     ROLE = AgentRole.RESEARCH
-    VERSION = "1"
+    VERSION = "2"
     SIGNATURE = ResearchSignature
     OUTPUT_FIELD = "report"
     OUTPUT_TYPE = ResearchReport
@@ -47,11 +50,14 @@ def run(
     *,
     code_summary: str,
     scanner_findings: str | Sequence[Mapping[str, Any]],
+    previous_loop: str = "",
     program: ResearchProgram | None = None,
 ) -> RoleOutcome[ResearchReport]:
-    """Issues from ``code_summary`` and ``scanner_findings`` (text, or one mapping per finding)."""
+    """Issues from ``code_summary`` and ``scanner_findings`` (text, or one mapping per finding); ``previous_loop`` is
+    the last loop's summary (seed 002: the loop reads only loop_summary.md of its history)."""
     inputs: dict[str, Any] = {
         "code_summary": clip_head(code_summary.strip(), MAX_SUMMARY_CHARS) or "(none)",
         "scanner_findings": clip_head(findings_text(scanner_findings), MAX_FINDINGS_CHARS) or "(none)",
+        "previous_loop": clip_head(previous_loop.strip(), MAX_SUMMARY_CHARS) or "(first loop)",
     }
     return run_role(ResearchProgram, call, inputs, ResearchReport, program=program)

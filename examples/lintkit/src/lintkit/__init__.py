@@ -1,0 +1,1 @@
+"""lintkit: small text helpers."""
