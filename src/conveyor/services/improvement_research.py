@@ -1,15 +1,16 @@
 """The research agent of an improvement loop (seed 002 step 1), when a model is configured.
 
-It reads a map of the code, the scanners' findings and the previous loop's summary, and answers issues worth a
-ticket; each becomes a finding of scanner ``research``, fingerprinted like the others so it is filed once.
-Whether its issues are worth fixing is a model's judgment: nothing here tests that (it needs a real model).
+It reads the repository map (the implementer's, ranked for risk), the scanners' findings and the previous
+loop's summary, and answers issues worth a ticket; each becomes a finding of scanner ``research``,
+fingerprinted like the others so it is filed once. Whether its issues are worth fixing is a model's judgment:
+nothing here tests that (it needs a real model).
 """
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
+from conveyor.adapters.agents.repo_map import build_repo_map
 from conveyor.adapters.agents.roles import research
 from conveyor.adapters.agents.roles.base import RoleCall
 from conveyor.adapters.git_repo import GitRepo
@@ -19,26 +20,15 @@ from conveyor.services.agents import role_tier
 from conveyor.services.improvement import Research
 from conveyor.settings import Settings
 
-MAX_FILES = 200
-_SKIP = (".git", ".venv", ".conveyor", "node_modules", "__pycache__")
+CODE_MAP_TOKENS = 8_000
+# The query ranks the files for the map: the research agent looks for risk, so files named like it come first.
+CODE_MAP_QUERY = "security error handling input validation subprocess auth tests"
+EXCLUDE = ("docs/TASKS.md", "automations/*")
 
 
 def code_map(root: Path) -> str:
-    """Each tracked Python file with its top-level classes and functions (the research agent's map)."""
-    lines: list[str] = []
-    files = [p for p in sorted(root.rglob("*.py")) if not any(part in _SKIP for part in p.relative_to(root).parts)]
-    for path in files[:MAX_FILES]:
-        rel = path.relative_to(root).as_posix()
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-        except (SyntaxError, UnicodeDecodeError):
-            lines.append(f"{rel}: (not parseable)")
-            continue
-        names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)]
-        lines.append(f"{rel}: {', '.join(names) or '(no top-level definitions)'}")
-    if len(files) > MAX_FILES:
-        lines.append(f"... and {len(files) - MAX_FILES} more Python files")
-    return "\n".join(lines)
+    """The repository map the implementer gets, ranked for research (files and their top-level symbols)."""
+    return build_repo_map(root, query=CODE_MAP_QUERY, token_budget=CODE_MAP_TOKENS, exclude=EXCLUDE).text
 
 
 def research_agent(root: Path, settings: Settings, backend: AgentBackend, run_id: str) -> Research:
