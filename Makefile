@@ -11,14 +11,14 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC := 1
 
-.PHONY: setup bwrap github-api demo test check fmt bench clean
+.PHONY: setup bwrap browser github-api demo test check fmt bench clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 .venv/.synced: $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --extra claude-code --quiet
+	$(UV) sync --frozen --extra claude-code --extra scanners --quiet
 	@touch $@
 
 # bubblewrap (Debian) is the agent sandbox, and Claude Code's command sandbox needs it with socat; installed
@@ -30,6 +30,14 @@ bwrap:
 		|| echo "note: bubblewrap/socat are not installed; the bwrap sandbox is unavailable (agents.sandbox: none)"
 
 setup: .venv/.synced bwrap
+
+# Debian's chromium and chromedriver drive the browser test of the Prefect UI (tests/server): test tools' own
+# browser downloads fail here (ARCHITECTURE.md §9). Installed when the machine allows it (root with apt-get).
+browser:
+	@{ command -v chromium && command -v chromedriver ; } >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] \
+		&& command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) ; } \
+		|| echo "note: chromium/chromedriver are not installed; the browser test skips outside CI (fails with CI=true)"
 
 ## The main job on embedded defaults, offline: bootstrap the bundled review report, then its status.
 demo: setup
@@ -43,7 +51,7 @@ tests/github_api/node_modules/.installed: tests/github_api/package.json tests/gi
 	@touch $@
 
 ## Set up, then the whole check: format, lint, types, import contracts, tests.
-test: setup github-api check
+test: setup github-api browser check
 
 check:
 	$(UV) run --frozen --no-sync scripts/check

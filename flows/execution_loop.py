@@ -268,9 +268,12 @@ async def execution_loop(
     interactive: bool = False,
     escalation_timeout_s: float = 3600.0,
     cap_usd: float | None = None,
+    announce_milestone: bool = True,
 ) -> dict[str, Any]:
     """Deliver the backlog of ``repo``; ``resume`` continues the run recorded in run-state.json; ``cap_usd``
-    replaces the build-spec's budget cap for this run (an improvement loop's budget)."""
+    replaces the build-spec's budget cap for this run (an improvement loop's budget); ``announce_milestone``:
+    emit ``conveyor.milestone.ready`` when the backlog is finished (an improvement loop's run does not, so a
+    nightly loop does not cut a release each night through the release automation)."""
     logger = get_run_logger()
     root = Path(repo).resolve()
     settings = _settings(root, workers, backend)
@@ -317,7 +320,7 @@ async def execution_loop(
             report = final_report(ws.tracker, loop.outcome)
             write_text(ws.store.record_dir(run) / "REPORT.md", report)
             _close_record(ws, loop.outcome.stopped)
-            if not loop.outcome.stopped and not ws.tracker.backlog.remaining():
+            if announce_milestone and not loop.outcome.stopped and not ws.tracker.backlog.remaining():
                 # Every ticket is finished: what a milestone-release automation waits for.
                 ws.tracker.events.emit(
                     "conveyor.milestone.ready",

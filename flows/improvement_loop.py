@@ -26,7 +26,6 @@ from conveyor.domain.tracking import is_tracking_path
 from conveyor.ports import utcnow
 from conveyor.services.agents import agent_backend, backend_name
 from conveyor.services.improvement import LoopPlan, file_tickets, finish_loop, plan_loop, readiness
-from conveyor.services.improvement_research import research_agent
 from conveyor.settings import Settings, load_settings
 from flows.execution_loop import execution_loop
 from tasks.artifacts import PrefectArtifacts, artifact_key
@@ -63,6 +62,8 @@ def _plan(root: Path, settings: Settings, max_tickets: int | None, label: str) -
     with RepositoryLease(root, run_id=RunStore(root).next_run_id(utcnow()), command="improve"):
         research = None
         if not deterministic:
+            from conveyor.services.improvement_research import research_agent  # dspy: only with a model
+
             backend = agent_backend(root, settings)
             research = research_agent(root, settings, backend, f"improve-{label}") if backend else None
         plan = plan_loop(root, settings, deterministic=deterministic, max_tickets=max_tickets, research=research)
@@ -109,7 +110,7 @@ async def improvement_loop(
             run_id = None
             if plan.filed:
                 cap = settings.improvement.loop_budget_usd
-                result = await execution_loop(str(root), backend=backend, cap_usd=cap)
+                result = await execution_loop(str(root), backend=backend, cap_usd=cap, announce_milestone=False)
                 run_id = str(result.get("run_id"))
             outcome = await asyncio.to_thread(_finish, root, settings, plan, run_id)
             _publish(root.name, outcome)

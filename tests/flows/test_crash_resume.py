@@ -46,6 +46,13 @@ def _conveyor_run(
     )
 
 
+def _blockers(repo: Path) -> str:
+    """Every blocker run-state.json records, in full (the report's table cuts them): what a failure needs."""
+    state = json.loads((repo / "automations/run-state.json").read_text(encoding="utf-8"))
+    found = [f"{tid}: {b['reason']}" for tid, t in state["tickets"].items() for b in t.get("blockers", [])]
+    return "\nBlockers in run-state.json:\n" + "\n".join(found)
+
+
 def _flow_run_states(name: str, repo: Path) -> list[str]:
     """States of the flow runs named ``name`` on ``repo`` (run ids are per repository: other tests reuse them)."""
 
@@ -85,7 +92,7 @@ def test_killed_run_resumes_to_the_right_backlog(tmp_path: Path, point: str, nth
     assert _flow_run_states(run_id, repo) == ["RUNNING"]  # left Running by the killed process: it must not block
 
     resumed = _conveyor_run(repo, "--resume")
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:] + _blockers(repo)
 
     assert {t.id: t.state.value for t in load_backlog(repo).backlog} == dict.fromkeys(TICKETS, "done")
     for ticket_id in TICKETS:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conveyor.adapters.agents.roles import qa_triage, reviewer, steward
-from conveyor.adapters.agents.roles.base import RoleCall
 from conveyor.adapters.atomic import write_text
 from conveyor.adapters.git_repo import GitRepo
 from conveyor.domain.agent import IMPLEMENTER_TOOLS, AgentRequest, AgentResult, AgentRole, Limits
@@ -23,6 +22,9 @@ from conveyor.ports import AgentBackend
 from conveyor.services import mechanical
 from conveyor.services.agents import role_tier
 from conveyor.services.workspace import Workspace
+
+if TYPE_CHECKING:  # the role programs import dspy (1.5 s): only the calls that run a model load them
+    from conveyor.adapters.agents.roles.base import RoleCall
 
 IMPLEMENTER_PROMPT_VERSION = "implementer-1"
 DOC_SUFFIXES = (".md", ".rst", ".txt")
@@ -51,6 +53,8 @@ def limited_backend(ws: Workspace) -> AgentBackend:
 
 
 def _call(ws: Workspace, ticket: Ticket, role: str, base: str) -> RoleCall:
+    from conveyor.adapters.agents.roles.base import RoleCall
+
     limits = Limits(max_usd=ws.settings.budget.ticket_cap_usd) if ws.settings.budget.ticket_cap_usd else None
     return RoleCall(
         backend=limited_backend(ws),
@@ -103,6 +107,8 @@ def review(ws: Workspace, ticket: Ticket, base: str, head: str, worktree: Path) 
     diff = GitRepo(worktree).diff_text(base, head)
     if ws.backend is None:
         return mechanical.no_llm_review(ws, ticket, base, head, worktree), "no-LLM review (deterministic mode)"
+    from conveyor.adapters.agents.roles import reviewer
+
     outcome = reviewer.run(_call(ws, ticket, AgentRole.REVIEWER.value, base), ticket=ticket, diff=diff)
     ws.tracker.spend(ticket.id, AgentRole.REVIEWER.value, outcome.cost_usd, outcome.usage.total)
     model = outcome.last_result.model if outcome.last_result else ""
@@ -115,6 +121,8 @@ def triage(ws: Workspace, ticket: Ticket, report: QAReport, base: str) -> str:
     if ws.backend is None:
         return raw
     try:
+        from conveyor.adapters.agents.roles import qa_triage
+
         outcome = qa_triage.run(
             _call(ws, ticket, AgentRole.QA_TRIAGE.value, base), gate_logs=report.logs_for_triage(), ticket=ticket
         )
@@ -141,6 +149,8 @@ def document(ws: Workspace, ticket: Ticket, base: str, worktree: Path, notes: st
         return DocsResult([], "Docs: waived (deterministic mode, no steward)", True)
     git = GitRepo(worktree)
     doc_files = [p.relative_to(worktree).as_posix() for p in worktree.rglob("*") if _is_doc(p, worktree)]
+    from conveyor.adapters.agents.roles import steward
+
     outcome = steward.run(
         _call(ws, ticket, AgentRole.STEWARD.value, base),
         change_summary=f"{ticket.id}: {ticket.title}\n{ticket.description}\n{notes}",

@@ -11,8 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from conveyor.adapters.agents.repo_map import build_repo_map
-from conveyor.adapters.agents.roles import research
-from conveyor.adapters.agents.roles.base import RoleCall
 from conveyor.adapters.git_repo import GitRepo
 from conveyor.domain.scan import MODULE_SYMBOL, ScanFinding, ScanResult
 from conveyor.ports import AgentBackend
@@ -32,6 +30,9 @@ def code_map(root: Path) -> str:
 
 
 def research_agent(root: Path, settings: Settings, backend: AgentBackend, run_id: str) -> Research:
+    from conveyor.adapters.agents.roles import research  # dspy: loaded only when a model is configured
+    from conveyor.adapters.agents.roles.base import RoleCall
+
     def ask(results: list[ScanResult], previous_loop: str) -> list[ScanFinding]:
         call = RoleCall(
             backend=backend,

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from conveyor.adapters.agents.roles import planner
-from conveyor.adapters.agents.roles.base import RoleCall
 from conveyor.domain.agent import AgentRole
 from conveyor.domain.errors import ConveyorError
 from conveyor.domain.replan import ReplanResult, apply_replan, recalibrate, scope
@@ -82,6 +80,9 @@ def brief(tickets: list[Ticket], finished: list[str], run_id: str) -> str:
 def _plan(ws: Workspace, finished: list[str]) -> Plan:
     prd = existing_prd(ws.repo)
     spec = (ws.repo / prd).read_text(encoding="utf-8") if prd else "(no PRD: the remaining tickets are the spec)"
+    from conveyor.adapters.agents.roles import planner  # dspy: loaded only when a model re-plans
+    from conveyor.adapters.agents.roles.base import RoleCall
+
     call = RoleCall(backend=limited_backend(ws), run_id=ws.run_id, stage=REPLAN_STAGE, repo_root=ws.repo)
     outcome = planner.run(call, spec=spec, context=brief(list(ws.tracker.backlog), finished, ws.run_id))
     ws.tracker.spend(None, AgentRole.PLANNER.value, outcome.cost_usd, outcome.usage.total)
