@@ -28,6 +28,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, AsyncExitStack, ExitStack, suppress
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import httpx
 from prefect import get_client
@@ -129,25 +130,20 @@ class RepoSlot:
 
     # max_retries=0: a taken slot raises at once, so this loop (not Prefect's) waits and can free a dead holder's
     # slot. A failed lease renewal must not cancel the run: the repository lease still guards the repository.
+    def _slot_options(self) -> dict[str, Any]:
+        return {
+            "lease_duration": LEASE_S,
+            "strict": True,
+            "max_retries": 0,
+            "holder": _holder(),
+            "raise_on_lease_renewal_failure": False,
+        }
+
     def _sync_slot(self) -> AbstractContextManager[None]:
-        return sync_concurrency(
-            self.name,
-            lease_duration=LEASE_S,
-            strict=True,
-            max_retries=0,
-            holder=_holder(),
-            raise_on_lease_renewal_failure=False,
-        )
+        return sync_concurrency(self.name, **self._slot_options())
 
     def _async_slot(self) -> AbstractAsyncContextManager[None]:
-        return async_concurrency(
-            self.name,
-            lease_duration=LEASE_S,
-            strict=True,
-            max_retries=0,
-            holder=_holder(),
-            raise_on_lease_renewal_failure=False,
-        )
+        return async_concurrency(self.name, **self._slot_options())
 
     def _held_now(self, stack: ExitStack | AsyncExitStack, *, nested: bool) -> None:
         """The slot is held: record the holder (the outermost one), mark it for nested acquisitions, then enter

@@ -16,12 +16,12 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-import yaml
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import Artifact, FlowRun, StateType
 
 from tests.conftest import git
+from tests.flows.loop_support import edit_build_spec
 from tests.server.harness import PrefectServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -35,14 +35,7 @@ def sample_repo(parent: Path, example: str, *, name: str | None = None, spec: di
     caches = shutil.ignore_patterns("__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".conveyor")
     shutil.copytree(EXAMPLES / example, repo, ignore=caches)
     if spec:
-        path = repo / "automations/build-spec.yaml"
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for key, value in spec.items():
-            if isinstance(value, dict) and isinstance(loaded.get(key), dict):
-                loaded[key].update(value)
-            else:
-                loaded[key] = value
-        path.write_text(yaml.safe_dump(loaded, sort_keys=False), encoding="utf-8")
+        edit_build_spec(repo, **spec)
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", f"{example} skeleton")
