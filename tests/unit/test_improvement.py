@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
@@ -13,7 +15,7 @@ from conveyor.domain.improvement import decompose, triage
 from conveyor.domain.issue_queue import IssueQueue, QueueEntry, QueueStatus, Suppression
 from conveyor.domain.loop_summary import LoopOutcome, render_summary
 from conveyor.domain.scan import ScanFinding, ScanResult
-from conveyor.domain.ticket import Severity, State
+from conveyor.domain.ticket import Severity, State, Ticket
 
 
 def finding(rule: str = "F401", file: str = "a.py", symbol: str = "f", scanner: str = "ruff", **kw: Any) -> ScanFinding:
@@ -120,3 +122,22 @@ def test_the_summary_reports_counts_before_and_after_and_gotchas() -> None:
     text = render_summary(outcome)
     assert "| ruff | 2 | 1 |" in text and "| mypy | unavailable | unavailable |" in text
     assert "Findings 2 -> 1" in text and "- LK-CQ-002 held: the mechanical fixer changed nothing" in text
+
+
+def test_fix_plan_reads_the_queue_and_ignores_a_broken_one(tmp_path: Path) -> None:
+    from conveyor.services.mechanical import fix_plan
+    from conveyor.services.workspace import Workspace
+
+    ws = cast(Workspace, SimpleNamespace(repo=tmp_path))
+    ticket = Ticket(id="CV-CQ-001", title="fix")
+    fixable = finding(fixable=True)
+    entry = QueueEntry(finding=fixable, status=QueueStatus.FILED, ticket="CV-CQ-001", first_loop=1, last_loop=1)
+    (tmp_path / "automations").mkdir()
+    queue_file = tmp_path / "automations/issue_queue.md"
+    queue_file.write_text(render_queue(IssueQueue(last_loop=1, entries=(entry,))), encoding="utf-8")
+    assert fix_plan(ws, ticket) == [fixable]
+    unfixable = entry.model_copy(update={"finding": finding("E1")})
+    queue_file.write_text(render_queue(IssueQueue(last_loop=1, entries=(entry, unfixable))), encoding="utf-8")
+    assert fix_plan(ws, ticket) == []  # one finding without a fixer: the ticket needs a model
+    queue_file.write_text("# broken\n", encoding="utf-8")
+    assert fix_plan(ws, ticket) == []  # a person's broken edit must not hold every other ticket

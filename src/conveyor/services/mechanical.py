@@ -17,6 +17,7 @@ from pathlib import Path
 from conveyor.adapters.git_repo import GitRepo
 from conveyor.adapters.issue_queue_file import load_queue
 from conveyor.adapters.scanners import make_fixers, run_scanners
+from conveyor.domain.errors import InputError
 from conveyor.domain.roles import (
     FindingSeverity,
     ReviewDecision,
@@ -34,8 +35,15 @@ NO_LLM = "No-LLM review (deterministic mode: no model reviewed this change)"
 
 
 def fix_plan(ws: Workspace, ticket: Ticket) -> list[ScanFinding]:
-    """The ticket's findings when a mechanical fixer can fix every one of them, else []."""
-    findings = load_queue(ws.repo).for_ticket(ticket.id)
+    """The ticket's findings when a mechanical fixer can fix every one of them, else [].
+
+    Asked for every ticket of every run: a queue a person broke during a run must not hold the other tickets, so a
+    malformed queue counts as none here (the improvement loop itself stops on it, naming file and line).
+    """
+    try:
+        findings = load_queue(ws.repo).for_ticket(ticket.id)
+    except InputError:
+        return []
     return findings if findings and all(f.fixable for f in findings) else []
 
 
