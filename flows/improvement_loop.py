@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger
 
 from blocks.settings_layer import use_blocks
 from conveyor.adapters.git_repo import GitRepo
+from conveyor.adapters.issue_queue_file import ISSUE_QUEUE_PATH
 from conveyor.adapters.lease import RepositoryLease
 from conveyor.adapters.run_store import RunStore
 from conveyor.domain.errors import ConveyorError
@@ -26,6 +27,7 @@ from conveyor.domain.tracking import is_tracking_path
 from conveyor.ports import utcnow
 from conveyor.services.agents import agent_backend, backend_name
 from conveyor.services.improvement import LoopPlan, file_tickets, finish_loop, plan_loop, readiness
+from conveyor.services.preflight import dirty_paths
 from conveyor.settings import Settings, load_settings
 from flows.execution_loop import execution_loop
 from tasks.artifacts import PrefectArtifacts, artifact_key
@@ -51,8 +53,7 @@ def _require_clean(root: Path, main: str) -> None:
     git = GitRepo(root)
     if git.branch_of() != main:
         raise ConveyorError(f"{root}: the improvement loop runs on {main}, the checkout is on {git.branch_of()}")
-    dirty = [line[3:] for line in git.run_git("status", "--porcelain").splitlines() if line.strip()]
-    dirty = [p for p in dirty if not is_tracking_path(p.strip('"')) and p != "automations/issue_queue.md"]
+    dirty = [p for p in dirty_paths(root) if not is_tracking_path(p) and p != ISSUE_QUEUE_PATH]
     if dirty:
         raise ConveyorError(f"{root}: the checkout is not clean ({', '.join(dirty[:5])}); commit or stash first")
 

@@ -70,7 +70,7 @@ def _is_tracking(path: str) -> bool:
     return path in TRACKING_PATHS or PurePosixPath(path).is_relative_to(RUNS_DIR)
 
 
-def _dirty_paths(repo: Path) -> list[str]:
+def dirty_paths(repo: Path) -> list[str]:
     """Paths with staged, unstaged or untracked (non-ignored) changes, as ``git status`` names them."""
     done = subprocess.run(
         ["git", "-C", str(repo), "status", "--porcelain=v1", "-z", "--untracked-files=all"],
@@ -118,7 +118,7 @@ def _check_git(repo: Path, main_branch: str | None, resume: bool) -> list[str]:
             problems.append(f"git: a {operation} is in progress in {repo}; finish it or run `git {operation} --abort`.")
         dirty = [
             p
-            for p in _dirty_paths(repo)
+            for p in dirty_paths(repo)
             if not PurePosixPath(p).is_relative_to(LEASE_DIR) and not (resume and _is_tracking(p))
         ]
         if dirty:

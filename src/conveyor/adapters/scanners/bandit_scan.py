@@ -5,12 +5,18 @@ B101 (assert) in test files is dropped: asserts are how pytest tests are written
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from conveyor.adapters.scanners.base import SKIPPED_DIRS, Outcome, ToolScanner
-from conveyor.adapters.scanners.runner import ToolRun, is_test_file, relative, tool_command, unreadable
+from conveyor.adapters.scanners.runner import (
+    ToolRun,
+    is_test_file,
+    json_report,
+    relative,
+    tool_command,
+    unreadable,
+)
 from conveyor.adapters.scanners.symbols import enclosing_symbol
 from conveyor.domain.scan import ScanFinding
 from conveyor.domain.ticket import Severity
@@ -51,12 +57,9 @@ class BanditScanner(ToolScanner):
 
 def _issues(run: ToolRun, report: Path) -> list[dict[str, Any]]:
     # Exit 0 is clean and 1 means issues; anything else (a bad option, a crash) left no trustworthy report.
-    if run.returncode not in (0, 1) or not report.is_file():
+    if run.returncode not in (0, 1):
         raise unreadable("bandit", run)
-    try:
-        data = json.loads(report.read_text(encoding="utf-8"))
-    except ValueError:
-        raise unreadable("bandit", run, "its JSON report could not be parsed") from None
+    data = json_report("bandit", run, report)
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, list) or not all(isinstance(r, dict) and "filename" in r for r in results):
         raise unreadable("bandit", run, "its JSON report has no results list")

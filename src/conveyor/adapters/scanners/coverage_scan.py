@@ -3,13 +3,19 @@ line coverage is under the threshold is a finding. ``--source`` makes files no t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from conveyor.adapters.scanners.base import SKIPPED_DIRS, Outcome, ToolScanner
 from conveyor.adapters.scanners.pytest_scan import NO_TESTS, PYTEST_OPTIONS, pytest_environment
-from conveyor.adapters.scanners.runner import ToolRun, is_test_file, relative, tool_command, unreadable
+from conveyor.adapters.scanners.runner import (
+    ToolRun,
+    is_test_file,
+    json_report,
+    relative,
+    tool_command,
+    unreadable,
+)
 from conveyor.domain.scan import MODULE_SYMBOL, ScanFinding
 from conveyor.domain.ticket import Severity
 
@@ -55,12 +61,9 @@ def _files(run: ToolRun, export: ToolRun, report: Path) -> dict[str, dict[str, A
     both = ToolRun(
         run.argv, run.returncode or export.returncode, run.stdout + export.stdout, run.stderr + export.stderr
     )
-    if run.returncode not in (0, 1, 2) or not report.is_file():
+    if run.returncode not in (0, 1, 2):
         raise unreadable("coverage", both)
-    try:
-        data = json.loads(report.read_text(encoding="utf-8"))
-    except ValueError:
-        raise unreadable("coverage", both, "its json report could not be parsed") from None
+    data = json_report("coverage", both, report)
     files = data.get("files") if isinstance(data, dict) else None
     if not isinstance(files, dict):
         raise unreadable("coverage", both, "its json report has no files")

@@ -7,6 +7,7 @@ into an unavailable :class:`~conveyor.domain.scan.ScanResult`: a loop must go on
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conveyor.adapters.sandbox.environment import scrubbed_environment
 from conveyor.domain.build_spec import ImprovementSpec
@@ -90,6 +92,16 @@ def unreadable(tool: str, run: ToolRun, why: str = "output could not be parsed")
     if run.returncode != 0 and any(mark in output for mark in _MISSING_MARKS):
         return ToolError(f"{tool} is not installed (exit {run.returncode}): {run.head}", run.argv)
     return ToolError(f"{tool}: {why} (exit {run.returncode}): {run.head or '(no output)'}", run.argv)
+
+
+def json_report(tool: str, run: ToolRun, report: Path) -> Any:
+    """The parsed JSON report ``run`` wrote to ``report``; a missing or unparsable one is :func:`unreadable`."""
+    if not report.is_file():
+        raise unreadable(tool, run)
+    try:
+        return json.loads(report.read_text(encoding="utf-8"))
+    except ValueError:
+        raise unreadable(tool, run, "its JSON report could not be parsed") from None
 
 
 def relative(root: Path, raw: str) -> str:
