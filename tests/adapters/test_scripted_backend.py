@@ -402,3 +402,32 @@ def test_a_resumed_process_gets_the_same_step_for_a_request_already_answered(rep
     state.write_text("{not json")
     with pytest.raises(InputError):
         ScriptedBackend(script, repo_root=repo, state_path=state)
+
+
+def test_a_step_answered_again_after_a_kill_finds_its_edits_already_applied(repo: Path, tmp_path: Path) -> None:
+    """The first process applied the step's edits and was killed before its result was stored: the resumed process
+    answers the same step again, and its replace and delete are already done, not errors."""
+    worktree = add_worktree(repo, "T-1")
+    (worktree / "old.txt").write_text("old\n")
+    git(worktree, "add", "old.txt")
+    git(worktree, "commit", "-q", "-m", "old")
+    script = write_script(
+        tmp_path,
+        """
+entries:
+  - role: implementer
+    ticket: T-1
+    steps:
+      - replace: {path: README.md, old: "# scratch", new: "# greeting"}
+        delete: old.txt
+""",
+    )
+    state = tmp_path / "scripted-state.json"
+    request = make_request(workdir=worktree)
+    assert ScriptedBackend(script, repo_root=repo, state_path=state).run(request).ok
+    again = ScriptedBackend(script, repo_root=repo, state_path=state).run(request)
+    assert again.ok, again.error_detail
+    assert (worktree / "README.md").read_text().startswith("# greeting") and not (worktree / "old.txt").exists()
+    # A process that never answered it still refuses the same step on the edited tree.
+    fresh = ScriptedBackend(script, repo_root=repo).run(request)
+    assert fresh.error_kind is ErrorKind.SCRIPT and "occurs 0 times" in fresh.error_detail

@@ -223,8 +223,13 @@ def confined_path(workdir: Path, relative: str) -> Path:
     return target
 
 
-def apply_edit(workdir: Path, edit: Edit) -> dict[str, Any]:
-    """Apply one edit; returns a tool-call-like description for the transcript."""
+def apply_edit(workdir: Path, edit: Edit, *, again: bool = False) -> dict[str, Any]:
+    """Apply one edit; returns a tool-call-like description for the transcript.
+
+    ``again``: the step is answered a second time (a run killed after the first answer's edits, before its result
+    was stored): a replace whose new text is there instead of the old one, or a delete of a file already gone, is
+    that first answer's edit, already applied.
+    """
     if edit.write is not None:
         target = confined_path(workdir, edit.write.path)
         if target.is_dir():
@@ -238,6 +243,8 @@ def apply_edit(workdir: Path, edit: Edit) -> dict[str, Any]:
         except (OSError, UnicodeDecodeError) as exc:
             raise ScriptEditError(f"cannot replace in {edit.replace.path!r}: {exc}") from None
         count = current.count(edit.replace.old)
+        if again and count == 0 and edit.replace.new in current:
+            return {"type": "tool_use", "name": "edit_file", "input": {"path": edit.replace.path}}
         if count != 1:
             raise ScriptEditError(
                 f"cannot replace in {edit.replace.path!r}: the old text occurs {count} times (exactly 1 needed)"
@@ -250,6 +257,8 @@ def apply_edit(workdir: Path, edit: Edit) -> dict[str, Any]:
     if target.is_dir() and not target.is_symlink():
         raise ScriptEditError(f"cannot delete {edit.delete!r}: it is a directory")
     if not target.exists() and not target.is_symlink():
+        if again:
+            return {"type": "tool_use", "name": "delete_file", "input": {"path": edit.delete}}
         raise ScriptEditError(f"cannot delete {edit.delete!r}: no such file")
     target.unlink()
     return {"type": "tool_use", "name": "delete_file", "input": {"path": edit.delete}}
@@ -407,6 +416,7 @@ class ScriptedBackend:
                 request, started, ErrorKind.SCRIPT, f"{self.script_display}: no script entry for {call}", transcript
             )
         index, entry = found
+        again = request.replay_key() in self._earlier
         n = self._advance(self.counter_key(index, request), request)
         if n >= len(entry.steps) and not entry.repeat_last:
             detail = (
@@ -427,7 +437,7 @@ class ScriptedBackend:
                 return self._failure(request, started, ErrorKind.SCRIPT, detail, transcript)
             workdir = Path(request.workdir)
             try:
-                content += [apply_edit(workdir, edit) for edit in edits]
+                content += [apply_edit(workdir, edit, again=again) for edit in edits]
                 if step.commit:
                     commit_sha = GitRepo(workdir).commit_all(
                         commit_message(step.message, request), self.author_name, self.author_email
